@@ -1,0 +1,35 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install lint check test demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+lint: install
+	$(BIN)/ruff check --fix src tests examples benchmarks
+	$(BIN)/ruff format src tests examples benchmarks
+
+check: install
+	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/mypy --strict src
+	$(BIN)/mypy tests/typing
+
+test: check
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/python examples/quickstart.py
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]" || echo "LiteLLM extra not installed; benchmarking without it"
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""llmstash: an async-first LLM SDK with a fast, correct response cache."""

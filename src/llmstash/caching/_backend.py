@@ -1,0 +1,55 @@
+"""The storage protocol under the cache: bytes in, bytes out, nothing about LLMs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+__all__ = ["CacheBackend"]
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Async key-value storage for cached responses.
+
+    Implement it to plug in your own store. Keys arrive fully formed (namespace included);
+    values are opaque bytes. ``ttl`` is seconds (float), ``None`` for "never expires".
+    Errors may be raised freely: the cache facade above turns every failure into a miss.
+
+    ``is_local`` tells the facade whether lookups can block on I/O: a local backend is asked
+    without a latency budget or circuit breaker, since it answers immediately.
+    """
+
+    is_local: bool
+
+    async def get(self, key: str) -> bytes | None:
+        """The value stored under ``key``, or ``None``."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values for ``keys``, in order, ``None`` where absent; one round trip."""
+        ...
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (``None``: no expiry)."""
+        ...
+
+    async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        """Store every item with the same ``ttl``; one round trip."""
+        ...
+
+    async def delete(self, *keys: str) -> int:
+        """Remove ``keys``; return how many existed."""
+        ...
+
+    async def clear(self, prefix: str) -> int:
+        """Remove every key that starts with ``prefix``; return how many."""
+        ...
+
+    async def ping(self) -> bool:
+        """True when the backend answers."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""
+        ...

@@ -1,0 +1,250 @@
+"""The errors llmstash raises, one tree, named as OpenAI's and LiteLLM's are.
+
+```
+LLMStashError                      anything llmstash raises on purpose
+├── InvalidRequestError            the caller's mistake, found before any network I/O (ValueError)
+├── ClientClosedError              a Client used after aclose() (RuntimeError)
+├── APIError                       a provider call failed; carries model and llm_provider
+│   ├── APIConnectionError         no HTTP response: refused, reset, DNS
+│   │   └── APITimeoutError        the request timed out (alias: Timeout)
+│   ├── APIResponseValidationError the provider answered 2xx with a body we cannot read
+│   └── APIStatusError             the provider answered with an error status
+│       ├── BadRequestError              400
+│       │   ├── ContextWindowExceededError   the prompt is longer than the model takes
+│       │   └── ContentPolicyViolationError  refused by the provider's content filter
+│       ├── AuthenticationError          401
+│       ├── PermissionDeniedError        403
+│       ├── NotFoundError                404
+│       ├── UnprocessableEntityError     422
+│       ├── RateLimitError               429
+│       └── InternalServerError          5xx
+│           └── ServiceUnavailableError  503 (and Anthropic's 529 "overloaded")
+└── CacheError                     the cache misbehaved; the Client turns these into a miss
+    ├── CacheBackendError          the backend failed or timed out
+    └── CacheDataError             an entry's bytes do not decode to the expected shape
+```
+
+No message, ``repr`` or attribute of these errors holds an API key: provider error bodies are
+scrubbed of anything that looks like one before they become a message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CacheBackendError",
+    "CacheDataError",
+    "CacheError",
+    "ClientClosedError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "LLMStashError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "make_status_error",
+    "redact",
+]
+
+# Things that look like credentials: OpenAI/Anthropic style keys and bearer tokens.
+_SECRET_RE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Return ``text`` with the given secrets and anything shaped like an API key masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _SECRET_RE.sub("***", text)
+
+
+class LLMStashError(Exception):
+    """Base class of every error llmstash raises on purpose."""
+
+
+class InvalidRequestError(LLMStashError, ValueError):
+    """The call cannot be made as written (bad model, messages, missing key); no I/O happened."""
+
+
+class ClientClosedError(LLMStashError, RuntimeError):
+    """A :class:`llmstash.Client` was used after ``aclose()``."""
+
+
+class APIError(LLMStashError):
+    """A provider call failed.
+
+    Attributes: ``message``, ``model``, ``llm_provider``, ``status_code`` (``None`` when no
+    HTTP response arrived).
+    """
+
+    status_code: int | None = None
+
+    def __init__(self, message: str, *, model: str | None = None, llm_provider: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.model = model
+        self.llm_provider = llm_provider
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{k}={v}" for k, v in (("provider", self.llm_provider), ("model", self.model)) if v
+        )
+        prefix = f"{type(self).__name__}"
+        if self.status_code is not None:
+            prefix += f" ({self.status_code})"
+        return f"{prefix}: {self.message}" + (f" [{where}]" if where else "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, model={self.model!r}, llm_provider={self.llm_provider!r})"
+
+
+class APIConnectionError(APIError):
+    """No HTTP response arrived: the connection was refused, reset or could not be made."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request did not complete within its timeout."""
+
+
+Timeout = APITimeoutError
+"""LiteLLM's name for :class:`APITimeoutError`."""
+
+
+class APIResponseValidationError(APIError):
+    """The provider answered with a success status but a body llmstash cannot read."""
+
+
+class APIStatusError(APIError):
+    """The provider answered with an error status. ``response`` is the ``httpx.Response``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response: httpx.Response | None = None,
+        model: str | None = None,
+        llm_provider: str | None = None,
+    ):
+        super().__init__(message, model=model, llm_provider=llm_provider)
+        self.status_code = status_code
+        self.response = response
+
+
+class BadRequestError(APIStatusError):
+    """400: the provider rejected the request."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """400: the prompt does not fit the model's context window."""
+
+
+class ContentPolicyViolationError(BadRequestError):
+    """400: the provider's content filter refused the request."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such model, deployment or endpoint."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but semantically wrong."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests or tokens; retried with backoff before it reaches you."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the provider failed; retried with backoff before it reaches you."""
+
+
+class ServiceUnavailableError(InternalServerError):
+    """503 (or Anthropic's 529): the provider is overloaded or down."""
+
+
+class CacheError(LLMStashError):
+    """The cache misbehaved. The Client logs these and treats them as a miss."""
+
+
+class CacheBackendError(CacheError):
+    """The cache backend failed, refused or timed out."""
+
+
+class CacheDataError(CacheError):
+    """A cached entry's bytes do not decode to the shape expected."""
+
+
+_STATUS_TABLE: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+    529: ServiceUnavailableError,
+}
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+)
+_POLICY_HINTS = ("content_policy", "content_filter", "content management policy")
+
+
+def make_status_error(
+    status_code: int,
+    message: str,
+    *,
+    response: httpx.Response | None = None,
+    model: str | None = None,
+    llm_provider: str | None = None,
+) -> APIStatusError:
+    """Pick the error class for an HTTP status (and, for 400, the body's wording)."""
+    cls = _STATUS_TABLE.get(status_code)
+    if cls is None:
+        cls = InternalServerError if status_code >= 500 else APIStatusError
+    if cls is BadRequestError:
+        lowered = message.lower()
+        if any(h in lowered for h in _CONTEXT_HINTS):
+            cls = ContextWindowExceededError
+        elif any(h in lowered for h in _POLICY_HINTS):
+            cls = ContentPolicyViolationError
+    return cls(
+        redact(message),
+        status_code=status_code,
+        response=response,
+        model=model,
+        llm_provider=llm_provider,
+    )

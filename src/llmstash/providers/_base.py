@@ -1,0 +1,80 @@
+"""The seam between the Client and the provider adapters.
+
+A provider turns (route, messages, params) into HTTP requests, sends them over the Client's
+``httpx.AsyncClient`` with retries, and turns the answers into OpenAI-shaped objects. It knows
+nothing of caching or callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from ..types import EmbeddingResponse, ModelResponse, ModelResponseStream
+
+__all__ = ["Provider", "Route"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where one call goes: resolved from the model string, arguments and environment."""
+
+    provider: str
+    """``"openai"``, ``"azure"`` or ``"anthropic"``."""
+    model: str
+    """The model string as the caller passed it (``"azure/chatgpt-v-2"``)."""
+    upstream_model: str
+    """What the provider is asked for (a model name, or an Azure deployment)."""
+    api_base: str
+    """Base URL in the provider's own convention (OpenAI's includes ``/v1``)."""
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+
+
+class Provider(Protocol):
+    """One provider's wire format. Implementations are stateless and shared."""
+
+    name: str
+
+    async def chat(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        messages: Sequence[dict[str, Any]],
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        num_retries: int,
+    ) -> ModelResponse:
+        """One chat completion, retried on 429/5xx/connection errors."""
+        ...
+
+    def chat_stream(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        messages: Sequence[dict[str, Any]],
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        num_retries: int,
+    ) -> AsyncIterator[ModelResponseStream]:
+        """A streamed chat completion; retried only before the first byte. The HTTP response
+        is closed when the iterator finishes, fails or is closed early."""
+        ...
+
+    async def embed(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        inputs: Sequence[str],
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        num_retries: int,
+    ) -> EmbeddingResponse:
+        """Embeddings for ``inputs``; ``data[i].index == i``."""
+        ...

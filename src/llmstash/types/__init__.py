@@ -1,0 +1,35 @@
+"""Response types: OpenAI-shaped, with attribute and dict-style access."""
+
+from ._models import (
+    ChatCompletionDeltaToolCall,
+    ChatCompletionMessageToolCall,
+    Choices,
+    Delta,
+    Embedding,
+    EmbeddingResponse,
+    FloatVector,
+    Function,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+    StreamingChoices,
+    Usage,
+    to_builtins,
+)
+
+__all__ = [
+    "ChatCompletionDeltaToolCall",
+    "ChatCompletionMessageToolCall",
+    "Choices",
+    "Delta",
+    "Embedding",
+    "EmbeddingResponse",
+    "FloatVector",
+    "Function",
+    "Message",
+    "ModelResponse",
+    "ModelResponseStream",
+    "StreamingChoices",
+    "Usage",
+    "to_builtins",
+]

@@ -1,0 +1,306 @@
+"""OpenAI-shaped response objects.
+
+They are ``msgspec.Struct`` classes: decoding a cached entry straight from bytes into them takes
+about a microsecond, where building a pydantic model from a dict costs tens. They read like
+LiteLLM's objects: attribute access, dict-style access at every level (``r["choices"][0]``),
+``model_dump()``, and equality by content.
+
+Bookkeeping that is not part of the answer (``_hidden_params``: cache hit, cache key, the
+provider used) lives in the instance ``__dict__``, so it takes no part in equality or encoding.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, overload
+
+import msgspec
+
+__all__ = [
+    "ChatCompletionDeltaToolCall",
+    "ChatCompletionMessageToolCall",
+    "Choices",
+    "Delta",
+    "Embedding",
+    "EmbeddingResponse",
+    "FloatVector",
+    "Function",
+    "Message",
+    "ModelResponse",
+    "ModelResponseStream",
+    "StreamingChoices",
+    "Usage",
+    "to_builtins",
+]
+
+
+class FloatVector(Sequence[float]):
+    """An embedding vector kept packed (float32 or float64) until it is read.
+
+    Building a Python list of 1,536 floats costs tens of microseconds; most callers hand the
+    vector on to a vector store or numpy, which take the packed form for free. A
+    ``FloatVector`` is a read-only sequence of floats: indexing, slicing, ``len``, iteration,
+    ``==`` against any sequence of floats, ``tolist()`` and ``tobytes()``. ``model_dump()`` turns
+    it into a plain list.
+    """
+
+    __slots__ = ("_arr",)
+
+    def __init__(self, values: Sequence[float] | array.array[float]) -> None:
+        if isinstance(values, array.array):
+            self._arr = values
+        else:
+            self._arr = array.array("d", values)
+
+    @classmethod
+    def frombytes(cls, data: bytes, typecode: str = "f") -> FloatVector:
+        """Wrap little-endian packed floats (``"f"``: float32, ``"d"``: float64)."""
+        arr = array.array(typecode)
+        arr.frombytes(data)
+        if sys.byteorder != "little":  # pragma: no cover - every supported platform is LE
+            arr.byteswap()
+        return cls(arr)
+
+    @classmethod
+    def frombase64(cls, data: str) -> FloatVector:
+        """Decode OpenAI's ``encoding_format="base64"`` (packed little-endian float32)."""
+        return cls.frombytes(base64.b64decode(data), "f")
+
+    @property
+    def typecode(self) -> str:
+        """``"f"`` for float32 storage, ``"d"`` for float64."""
+        return self._arr.typecode
+
+    def tobytes(self) -> bytes:
+        """The packed little-endian bytes."""
+        if sys.byteorder != "little":  # pragma: no cover
+            arr = array.array(self._arr.typecode, self._arr)
+            arr.byteswap()
+            return arr.tobytes()
+        return self._arr.tobytes()
+
+    def tolist(self) -> list[float]:
+        """A plain list of Python floats."""
+        return self._arr.tolist()
+
+    def __len__(self) -> int:
+        return len(self._arr)
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        if isinstance(index, slice):
+            return self._arr[index].tolist()
+        return self._arr[index]
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._arr)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FloatVector):
+            return self._arr.tolist() == other._arr.tolist()
+        if isinstance(other, (list, tuple, array.array)):
+            return self._arr.tolist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        n = len(self._arr)
+        head = ", ".join(f"{v:.6g}" for v in self._arr[:3])
+        return f"FloatVector([{head}{', ...' if n > 3 else ''}], len={n})"
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, FloatVector):
+        return obj.tolist()
+    raise NotImplementedError(f"cannot serialize {type(obj).__name__}")
+
+
+def to_builtins(obj: Any) -> Any:
+    """Plain dicts, lists and scalars for any llmstash response object."""
+    return msgspec.to_builtins(obj, enc_hook=_enc_hook)
+
+
+class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True):
+    """Base of every response object: attribute and dict-style access, ``model_dump()``."""
+
+    # The instance dict holds per-call bookkeeping; this default is never mutated in place.
+    _hidden_params: ClassVar[dict[str, Any]] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except (AttributeError, TypeError):
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.__struct_fields__
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``dict.get`` for LiteLLM-style code: the field's value, or ``default``."""
+        value = getattr(self, key, None) if isinstance(key, str) else None
+        return default if value is None else value
+
+    def keys(self) -> tuple[str, ...]:
+        """The field names, as ``dict.keys`` would give them."""
+        return self.__struct_fields__
+
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """A plain dict, accepted by the ``openai`` package's ``model_validate``."""
+        out: dict[str, Any] = to_builtins(self)
+        if exclude_none:
+            return _drop_none(out)
+        return out
+
+    def model_dump_json(self) -> str:
+        """The object as a JSON string."""
+        return msgspec.json.encode(self, enc_hook=_enc_hook).decode()
+
+    def json(self) -> dict[str, Any]:
+        """LiteLLM's name for ``model_dump()``."""
+        return self.model_dump()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Alias of ``model_dump()``."""
+        return self.model_dump()
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+class Function(_Model):
+    """The function a tool call invokes: its name and JSON-encoded arguments."""
+
+    name: str | None = None
+    arguments: str = ""
+
+
+class ChatCompletionMessageToolCall(_Model):
+    """A complete tool call in an assistant message."""
+
+    id: str
+    function: Function
+    type: str = "function"
+
+
+class Message(_Model):
+    """An assistant message: text, tool calls, and (for reasoning models) its reasoning."""
+
+    content: str | None = None
+    role: str = "assistant"
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
+    function_call: Function | None = None
+    refusal: str | None = None
+    annotations: list[Any] | None = None
+    audio: Any = None
+    reasoning_content: str | None = None
+    thinking_blocks: list[Any] | None = None
+
+
+class Choices(_Model):
+    """One completion choice."""
+
+    index: int = 0
+    message: Message = msgspec.field(default_factory=Message)
+    finish_reason: str | None = "stop"
+    logprobs: Any = None
+
+
+class Usage(_Model):
+    """Token counts of a call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: Any = None
+    completion_tokens_details: Any = None
+
+
+class ModelResponse(_Model):
+    """A chat completion, shaped as OpenAI's ``ChatCompletion``."""
+
+    id: str
+    choices: list[Choices]
+    created: int
+    model: str
+    object: str = "chat.completion"
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+class ChatCompletionDeltaToolCall(_Model):
+    """A fragment of a tool call in a streamed chunk."""
+
+    index: int = 0
+    id: str | None = None
+    function: Function | None = None
+    type: str | None = None
+
+
+class Delta(_Model):
+    """What one streamed chunk adds to the message."""
+
+    content: str | None = None
+    role: str | None = None
+    tool_calls: list[ChatCompletionDeltaToolCall] | None = None
+    function_call: Function | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+
+
+class StreamingChoices(_Model):
+    """One choice of a streamed chunk."""
+
+    index: int = 0
+    delta: Delta = msgspec.field(default_factory=Delta)
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ModelResponseStream(_Model):
+    """A streamed chunk, shaped as OpenAI's ``ChatCompletionChunk``."""
+
+    id: str
+    choices: list[StreamingChoices]
+    created: int
+    model: str
+    object: str = "chat.completion.chunk"
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+class Embedding(_Model):
+    """One embedding vector and the index of its input.
+
+    ``embedding`` is a :class:`FloatVector`, or a base64 string when the caller asked for
+    ``encoding_format="base64"``.
+    """
+
+    embedding: Any
+    index: int
+    object: str = "embedding"
+
+
+class EmbeddingResponse(_Model):
+    """An embeddings result, shaped as OpenAI's ``CreateEmbeddingResponse``."""
+
+    data: list[Embedding]
+    model: str
+    object: str = "list"
+    usage: Usage = msgspec.field(default_factory=Usage)
