@@ -1,1 +1,137 @@
-"""llmstash: an async-first LLM SDK with a fast, correct response cache."""
+"""llmstash: an async-first LLM SDK with a fast, correct response cache.
+
+A drop-in for LiteLLM's SDK where the two overlap::
+
+    import llmstash
+    from llmstash.caching import Cache
+
+    llmstash.cache = Cache()  # or Cache(type="redis", host=..., port=..., password=...)
+    r = await llmstash.acompletion(model="gpt-4o-mini", messages=[...], caching=True)
+
+Settings below are read at call time: assigning ``llmstash.cache = None`` or
+``llmstash.callbacks = []`` takes effect on the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import exceptions, types
+from ._api import (
+    acompletion,
+    aembedding,
+    aflush_callbacks,
+    completion,
+    disable_cache,
+    embedding,
+    enable_cache,
+    flush_callbacks,
+    update_cache,
+)
+from ._client import AsyncStream, Client
+from ._sync import SyncStream
+from .caching import Cache, CacheBackend, MemoryBackend
+from .exceptions import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CacheError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    InternalServerError,
+    InvalidRequestError,
+    LLMStashError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    Timeout,
+    UnprocessableEntityError,
+)
+from .types import (
+    Choices,
+    Delta,
+    Embedding,
+    EmbeddingResponse,
+    FloatVector,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+    StreamingChoices,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+cache: Cache | None = None
+"""The cache used by module-level calls; ``None`` disables caching."""
+callbacks: list[Any] = []
+"""``CustomLogger`` instances (and plain success functions) told about every call."""
+success_callback: list[Callable[..., Any]] = []
+"""Functions ``(kwargs, response, start_time, end_time)`` called after each success."""
+failure_callback: list[Callable[..., Any]] = []
+"""Functions ``(kwargs, exception, start_time, end_time)`` called after each failure."""
+num_retries: int | None = None
+"""Retries for module-level calls (``None``: the default, 2)."""
+request_timeout: float | None = None
+"""Seconds a provider request may take (``None``: the default, 600)."""
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "Cache",
+    "CacheBackend",
+    "CacheError",
+    "Choices",
+    "Client",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "Delta",
+    "Embedding",
+    "EmbeddingResponse",
+    "FloatVector",
+    "InternalServerError",
+    "InvalidRequestError",
+    "LLMStashError",
+    "MemoryBackend",
+    "Message",
+    "ModelResponse",
+    "ModelResponseStream",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "StreamingChoices",
+    "SyncStream",
+    "Timeout",
+    "UnprocessableEntityError",
+    "Usage",
+    "acompletion",
+    "aembedding",
+    "aflush_callbacks",
+    "cache",
+    "callbacks",
+    "completion",
+    "disable_cache",
+    "embedding",
+    "enable_cache",
+    "exceptions",
+    "failure_callback",
+    "flush_callbacks",
+    "num_retries",
+    "request_timeout",
+    "success_callback",
+    "types",
+    "update_cache",
+]

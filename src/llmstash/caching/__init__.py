@@ -1,0 +1,531 @@
+"""The response cache: ``Cache`` in LiteLLM's shape over a :class:`CacheBackend`.
+
+``Cache`` owns what every backend shares: keys, the stored format, per-call controls, the
+latency budget, the circuit breaker and "an error is a miss". Backends only move bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import anyio
+
+from .._config import (
+    DEFAULT_BREAKER_RESET,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_CACHE_LOOKUP_TIMEOUT,
+    DEFAULT_CACHE_WRITE_TIMEOUT,
+    DEFAULT_MEMORY_MAX_BYTES,
+    DEFAULT_MEMORY_MAX_SIZE,
+)
+from ..exceptions import CacheDataError, InvalidRequestError
+from ._backend import CacheBackend
+from ._codec import Entry, decode
+from ._keys import make_key
+from ._memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from ._redis import RedisBackend
+
+__all__ = ["ALL_CALL_TYPES", "Cache", "CacheBackend", "MemoryBackend", "RedisBackend"]
+
+logger = logging.getLogger("llmstash")
+
+ALL_CALL_TYPES: Final = ("completion", "acompletion", "embedding", "aembedding")
+_UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob", "disk")
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend is importable from here without importing redis with the package.
+    if name == "RedisBackend":
+        from ._redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Breaker:
+    """Consecutive-failure circuit breaker: opens after ``threshold`` failures in a row, then
+    lets one probe through every ``reset`` seconds until a call succeeds."""
+
+    __slots__ = ("clock", "failures", "opened_at", "reset", "threshold")
+
+    def __init__(self, threshold: int, reset: float, clock: Callable[[], float]) -> None:
+        self.threshold = threshold
+        self.reset = reset
+        self.clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        now = self.clock()
+        if now - self.opened_at >= self.reset:
+            self.opened_at = now  # one probe per reset window
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> bool:
+        """Record a failure; True when this one opened the breaker."""
+        self.failures += 1
+        if self.failures >= self.threshold:
+            was_closed = self.opened_at is None
+            self.opened_at = self.clock()
+            return was_closed
+        return False
+
+
+class Cache:
+    """The response cache, configured as LiteLLM's ``litellm.caching.Cache`` is.
+
+    ``Cache()`` is an in-memory LRU cache (bounded by ``max_size`` entries and ``max_bytes``);
+    ``Cache(type="redis", host=..., port=..., password=...)`` (or ``url=``,
+    ``redis_startup_nodes=`` for a cluster, ``sentinel_nodes=`` + ``service_name=``) keeps
+    entries in Redis, which stays the source of truth: every lookup reads it, unless you opt in
+    to a short-lived in-process tier with ``default_in_memory_ttl=seconds``. With no host given,
+    ``REDIS_URL`` or ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_PASSWORD`` are used. Extra keyword
+    arguments go to the ``redis.asyncio`` client. The constructor does no network I/O.
+
+    ``ttl`` (seconds, ``None`` = never expire) is the default lifetime; ``namespace`` prefixes
+    every key; ``mode="default_off"`` caches only calls that ask (``caching=True`` or
+    ``cache={"use-cache": True}``); ``supported_call_types`` uses LiteLLM's names.
+
+    A failing, slow or garbage-holding backend is a miss, never an error: each lookup has a
+    latency budget (``lookup_timeout`` seconds), and after ``breaker_threshold`` consecutive
+    failures the cache stops asking for ``breaker_reset`` seconds, then probes again.
+
+    ``cache.get_cache_key(**call_kwargs)`` computes a key and may be replaced by assignment.
+    """
+
+    def __init__(
+        self,
+        type: str = "local",  # noqa: A002 - LiteLLM's keyword
+        host: str | None = None,
+        port: int | str | None = None,
+        password: str | None = None,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        default_in_memory_ttl: float | None = None,
+        default_in_redis_ttl: float | None = None,
+        supported_call_types: Iterable[str] | None = None,
+        mode: Any = "default_on",
+        *,
+        url: str | None = None,
+        redis_startup_nodes: Sequence[Mapping[str, Any]] | None = None,
+        sentinel_nodes: Sequence[tuple[str, int]] | None = None,
+        service_name: str | None = None,
+        sentinel_password: str | None = None,
+        max_size: int | None = None,
+        max_bytes: int | None = None,
+        backend: CacheBackend | None = None,
+        lookup_timeout: float = DEFAULT_CACHE_LOOKUP_TIMEOUT,
+        write_timeout: float = DEFAULT_CACHE_WRITE_TIMEOUT,
+        breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
+        breaker_reset: float = DEFAULT_BREAKER_RESET,
+        redis_flush_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cache_type = getattr(type, "value", type)
+        if cache_type in _UNSUPPORTED_TYPES:
+            raise InvalidRequestError(
+                f"Cache(type={cache_type!r}) is not supported by llmstash; use 'local' or 'redis'"
+            )
+        if cache_type not in ("local", "redis"):
+            raise InvalidRequestError(
+                f"unknown cache type {cache_type!r}; expected 'local' or 'redis'"
+            )
+        mode_value = getattr(mode, "value", mode)
+        if mode_value not in ("default_on", "default_off"):
+            raise InvalidRequestError(
+                f"unknown cache mode {mode!r}; expected 'default_on' or 'default_off'"
+            )
+        types = tuple(ALL_CALL_TYPES if supported_call_types is None else supported_call_types)
+        unknown = [t for t in types if getattr(t, "value", t) not in ALL_CALL_TYPES]
+        if unknown:
+            raise InvalidRequestError(
+                f"unknown call types {unknown!r}; supported: {', '.join(ALL_CALL_TYPES)}"
+            )
+        _check_ttl(ttl, "ttl")
+        _check_ttl(default_in_memory_ttl, "default_in_memory_ttl")
+
+        self.type: str = cache_type
+        self.namespace = namespace
+        self.ttl = ttl if ttl is not None else default_in_redis_ttl
+        self.mode: Literal["default_on", "default_off"] = mode_value
+        self.supported_call_types: frozenset[str] = frozenset(
+            getattr(t, "value", t) for t in types
+        )
+        self.lookup_timeout = lookup_timeout
+        self.write_timeout = write_timeout
+        self.redis_flush_size = redis_flush_size
+        self._breaker = _Breaker(breaker_threshold, breaker_reset, time.monotonic)
+        self._failing = False
+        self._pending_writes: dict[str, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tier: MemoryBackend | None = None
+        self._shared: CacheBackend | None = None
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CacheBackend] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._factory: Callable[[], CacheBackend] | None = None
+
+        if backend is not None:
+            self._shared = backend
+        elif cache_type == "local":
+            self._shared = MemoryBackend(
+                max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
+                max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
+            )
+        else:
+            self._factory = _redis_factory(
+                host=host,
+                port=port,
+                password=password,
+                url=url,
+                startup_nodes=redis_startup_nodes,
+                sentinel_nodes=sentinel_nodes,
+                service_name=service_name,
+                sentinel_password=sentinel_password,
+                kwargs=kwargs,
+            )
+            if default_in_memory_ttl:
+                self._tier = MemoryBackend(
+                    max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
+                    max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
+                )
+                self._tier_ttl: float = default_in_memory_ttl
+        local = self._shared is not None and getattr(self._shared, "is_local", False)
+        self._local_backend: MemoryBackend | None = (
+            self._shared if local and isinstance(self._shared, MemoryBackend) else None
+        )
+        self._is_local = local
+
+    def __repr__(self) -> str:
+        return f"Cache(type={self.type!r}, namespace={self.namespace!r}, ttl={self.ttl!r})"
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def get_cache_key(self, *args: Any, **kwargs: Any) -> str:
+        """The key for a call given its keyword arguments (``model``, ``messages`` or
+        ``input``, and provider parameters). Replace it with your own function by assignment:
+        ``cache.get_cache_key = my_fn``; the returned string is then used as it is."""
+        controls = kwargs.get("cache")
+        namespace = self.namespace
+        if isinstance(controls, Mapping) and controls.get("namespace"):
+            namespace = str(controls["namespace"])
+        return make_key(kwargs, namespace)
+
+    # -- backend selection ------------------------------------------------------------------
+
+    @property
+    def backend(self) -> CacheBackend:
+        """The backend serving the current event loop (Redis clients belong to one loop)."""
+        if self._shared is not None:
+            return self._shared
+        loop = asyncio.get_running_loop()
+        backend = self._per_loop.get(loop)
+        if backend is None:
+            assert self._factory is not None
+            backend = self._per_loop[loop] = self._factory()
+        return backend
+
+    # -- failure accounting -----------------------------------------------------------------
+
+    def _ok(self) -> None:
+        if self._failing:
+            logger.warning("llmstash cache: backend answering again; caching resumed")
+            self._failing = False
+        self._breaker.success()
+
+    def _fail(self, what: str, exc: BaseException | None) -> None:
+        opened = self._breaker.failure()
+        if not self._failing:
+            self._failing = True
+            logger.warning(
+                "llmstash cache: %s failed (%s); treating as a miss until it recovers",
+                what,
+                _describe(exc),
+            )
+        if opened:
+            logger.warning(
+                "llmstash cache: %d consecutive failures; pausing cache use for %.1fs",
+                self._breaker.failures,
+                self._breaker.reset,
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | None:
+        if raw is None:
+            return None
+        try:
+            entry = decode(raw)
+        except CacheDataError as exc:
+            logger.warning("llmstash cache: ignoring unreadable entry %s (%s)", key, exc)
+            return None
+        if max_age is not None and time.time() - entry.stored_at > max_age:
+            return None
+        return entry
+
+    def lookup_nowait(self, key: str, max_age: float | None = None) -> Entry | None | bool:
+        """In-memory fast path: the entry, ``None`` for a miss, or ``False`` when the lookup
+        needs I/O (call :meth:`alookup`)."""
+        if self._local_backend is not None:
+            return self._decode(key, self._local_backend.get_nowait(key), max_age)
+        raw = self._pending_writes.get(key)
+        if raw is None and self._tier is not None:
+            raw = self._tier.get_nowait(key)
+        if raw is not None:
+            return self._decode(key, raw, max_age)
+        return False
+
+    async def alookup(self, key: str, max_age: float | None = None) -> Entry | None:
+        """The decoded entry under ``key``, or ``None``. Never raises for backend trouble."""
+        fast = self.lookup_nowait(key, max_age)
+        if fast is not False:
+            return fast  # type: ignore[return-value]
+        raw = await self._guarded_get([key])
+        return self._decode(key, raw[0] if raw else None, max_age)
+
+    async def alookup_many(
+        self, keys: Sequence[str], max_age: float | None = None
+    ) -> list[Entry | None]:
+        """Entries for ``keys`` in one backend round trip; misses where anything fails."""
+        if self._local_backend is not None:
+            get = self._local_backend.get_nowait
+            return [self._decode(k, get(k), max_age) for k in keys]
+        raws: list[bytes | None] = [self._pending_writes.get(k) for k in keys]
+        if self._tier is not None:
+            raws = [r if r is not None else self._tier.get_nowait(k) for r, k in zip(raws, keys)]
+        missing = [i for i, r in enumerate(raws) if r is None]
+        if missing:
+            fetched = await self._guarded_get([keys[i] for i in missing])
+            if fetched:
+                for i, raw in zip(missing, fetched):
+                    raws[i] = raw
+        return [self._decode(k, r, max_age) for k, r in zip(keys, raws)]
+
+    async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
+        if not self._breaker.allow():
+            return None
+        backend = self.backend
+        try:
+            with anyio.move_on_after(self.lookup_timeout) as scope:
+                if len(keys) == 1:
+                    result: list[bytes | None] = [await backend.get(keys[0])]
+                else:
+                    result = await backend.get_many(keys)
+        except Exception as exc:
+            self._fail("lookup", exc)
+            return None
+        if scope.cancelled_caught:
+            self._fail("lookup", TimeoutError(f"no answer within {self.lookup_timeout}s"))
+            return None
+        self._ok()
+        if self._tier is not None:
+            for k, raw in zip(keys, result):
+                if raw is not None:
+                    self._tier.set_nowait(k, raw, ttl=self._tier_ttl)
+        return result
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def store(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+        """Store entries. In memory this is immediate; for Redis the write runs in the
+        background and the value is served from memory until it lands (read-your-writes)."""
+        if ttl is not None and ttl <= 0:
+            return
+        if self._local_backend is not None:
+            for key, value in items.items():
+                self._local_backend.set_nowait(key, value, ttl=ttl)
+            return
+        if self._tier is not None:
+            tier_ttl = self._tier_ttl if ttl is None else min(ttl, self._tier_ttl)
+            for key, value in items.items():
+                self._tier.set_nowait(key, value, ttl=tier_ttl)
+        if not self._breaker.allow():
+            return
+        self._pending_writes.update(items)
+        task = asyncio.get_running_loop().create_task(self._write(dict(items), ttl))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, items: dict[str, bytes], ttl: float | None) -> None:
+        backend = self.backend
+        try:
+            with anyio.move_on_after(self.write_timeout) as scope:
+                if len(items) == 1:
+                    ((key, value),) = items.items()
+                    await backend.set(key, value, ttl=ttl)
+                else:
+                    await backend.set_many(items, ttl=ttl)
+            if scope.cancelled_caught:
+                self._fail("write", TimeoutError(f"no answer within {self.write_timeout}s"))
+            else:
+                self._ok()
+        except Exception as exc:
+            self._fail("write", exc)
+        finally:
+            for key, value in items.items():
+                if self._pending_writes.get(key) is value:
+                    del self._pending_writes[key]
+
+    async def aflush_writes(self) -> None:
+        """Wait until background writes started so far have finished (or failed)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- management ---------------------------------------------------------------------------
+
+    async def adelete(self, *keys: str) -> int:
+        """Delete entries by key (from the in-process tier too); returns how many existed."""
+        for key in keys:
+            self._pending_writes.pop(key, None)
+        if self._tier is not None:
+            await self._tier.delete(*keys)
+        return await self.backend.delete(*keys)
+
+    async def aclear(self, namespace: str | None = None) -> int:
+        """Delete every llmstash entry in ``namespace`` (default: this cache's namespace)."""
+        ns = namespace if namespace is not None else self.namespace
+        prefix = f"{ns}:llmstash:" if ns else "llmstash:"
+        self._pending_writes.clear()
+        if self._tier is not None:
+            await self._tier.clear(prefix)
+        return await self.backend.clear(prefix)
+
+    async def aping(self) -> bool:
+        """True when the backend answers."""
+        try:
+            return await self.backend.ping()
+        except Exception as exc:
+            logger.warning("llmstash cache: ping failed (%s)", _describe(exc))
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: breaker state, pending writes, and the memory backend's own stats."""
+        out: dict[str, Any] = {
+            "type": self.type,
+            "breaker_open": self._breaker.is_open,
+            "consecutive_failures": self._breaker.failures,
+            "pending_writes": len(self._tasks),
+        }
+        if self._local_backend is not None:
+            out.update(self._local_backend.stats())
+        return out
+
+    async def aclose(self) -> None:
+        """Finish background writes and close the backend(s) this cache made. Idempotent."""
+        await self.aflush_writes()
+        if self._shared is not None:
+            await self._shared.aclose()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is always awaited
+            return
+        backend = self._per_loop.pop(loop, None)
+        if backend is not None:
+            await backend.aclose()
+
+
+def _check_ttl(value: float | None, name: str) -> None:
+    if value is not None and (not isinstance(value, (int, float)) or value < 0):
+        raise InvalidRequestError(f"{name} must be a number of seconds >= 0 or None")
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def _redis_factory(
+    *,
+    host: str | None,
+    port: int | str | None,
+    password: str | None,
+    url: str | None,
+    startup_nodes: Sequence[Mapping[str, Any]] | None,
+    sentinel_nodes: Sequence[tuple[str, int]] | None,
+    service_name: str | None,
+    sentinel_password: str | None,
+    kwargs: dict[str, Any],
+) -> Callable[[], CacheBackend]:
+    """Settings for a Redis backend now (env read once here), the backend itself per loop."""
+    if startup_nodes:
+        nodes = [{"host": str(n["host"]), "port": int(n["port"])} for n in startup_nodes]
+
+        def make_cluster() -> CacheBackend:
+            from ._redis import RedisBackend
+
+            return RedisBackend.from_cluster(nodes, password=password, **kwargs)
+
+        return make_cluster
+    if sentinel_nodes:
+        if not service_name:
+            raise InvalidRequestError("sentinel_nodes needs service_name (the master's name)")
+        snodes = [(str(h), int(p)) for h, p in sentinel_nodes]
+        name = service_name
+
+        def make_sentinel() -> CacheBackend:
+            from ._redis import RedisBackend
+
+            return RedisBackend.from_sentinel(
+                snodes, name, password=password, sentinel_password=sentinel_password, **kwargs
+            )
+
+        return make_sentinel
+    if url is None and host is None:
+        url = os.environ.get("REDIS_URL") or os.environ.get("REDIS_SSL_URL")
+        if url is None:
+            host = os.environ.get("REDIS_HOST")
+            port = port if port is not None else os.environ.get("REDIS_PORT")
+            password = password if password is not None else os.environ.get("REDIS_PASSWORD")
+            if host is None:
+                raise InvalidRequestError(
+                    "Cache(type='redis') needs host= (or url=, redis_startup_nodes=, "
+                    "sentinel_nodes=), or the REDIS_HOST / REDIS_URL environment variable"
+                )
+    if url is not None:
+        the_url = url
+
+        def make_url() -> CacheBackend:
+            from ._redis import RedisBackend
+
+            extra = dict(kwargs)
+            if password is not None:
+                extra.setdefault("password", password)
+            return RedisBackend.from_url(the_url, **extra)
+
+        return make_url
+    try:
+        port_num = int(port) if port is not None else 6379
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"Redis port must be a number, got {port!r}") from None
+    the_host = str(host)
+
+    def make_params() -> CacheBackend:
+        from ._redis import RedisBackend
+
+        return RedisBackend.from_params(
+            host=the_host, port=port_num, password=password, **kwargs
+        )
+
+    return make_params

@@ -15,7 +15,7 @@ import array
 import base64
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, overload
+from typing import Any, overload
 
 import msgspec
 
@@ -130,8 +130,15 @@ def to_builtins(obj: Any) -> Any:
 class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True):
     """Base of every response object: attribute and dict-style access, ``model_dump()``."""
 
-    # The instance dict holds per-call bookkeeping; this default is never mutated in place.
-    _hidden_params: ClassVar[dict[str, Any]] = {}
+    @property
+    def _hidden_params(self) -> dict[str, Any]:
+        """Per-call bookkeeping (``cache_hit``, ``cache_key``, ...), outside equality."""
+        hidden: dict[str, Any] = self.__dict__.setdefault("_llmstash_hidden", {})
+        return hidden
+
+    @_hidden_params.setter
+    def _hidden_params(self, value: dict[str, Any]) -> None:
+        self.__dict__["_llmstash_hidden"] = value
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -157,9 +164,7 @@ class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True):
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
         """A plain dict, accepted by the ``openai`` package's ``model_validate``."""
         out: dict[str, Any] = to_builtins(self)
-        if exclude_none:
-            return _drop_none(out)
-        return out
+        return _drop_none(out) if exclude_none else out
 
     def model_dump_json(self) -> str:
         """The object as a JSON string."""

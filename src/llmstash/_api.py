@@ -1,0 +1,237 @@
+"""The module-level functions: read the LiteLLM-style settings, call the default Client."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import _sync
+from ._client import CallSettings, Client
+from .caching import Cache
+from .types import EmbeddingResponse
+
+__all__ = [
+    "acompletion",
+    "aembedding",
+    "aflush_callbacks",
+    "completion",
+    "disable_cache",
+    "embedding",
+    "enable_cache",
+    "flush_callbacks",
+    "update_cache",
+]
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _settings() -> CallSettings:
+    mod = sys.modules["llmstash"]
+    return CallSettings(
+        mod.cache,
+        mod.callbacks,
+        mod.success_callback,
+        mod.failure_callback,
+        mod.num_retries,
+        mod.request_timeout,
+    )
+
+
+def _load_client() -> Client:
+    """The default Client of the running event loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = Client()
+        client._default = True  # owned by llmstash, never reported as unclosed
+    return client
+
+
+async def _aclose_client() -> None:
+    """Close and forget the running loop's default Client (tests call this at teardown)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+async def acompletion(
+    model: str,
+    messages: Any = None,
+    *,
+    stream: bool = False,
+    caching: bool | None = None,
+    cache: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    timeout: float | None = None,
+    num_retries: int | None = None,
+    mock_response: Any = None,
+    **params: Any,
+) -> Any:
+    """Ask a chat model, through the cache when one is set (``llmstash.cache``).
+
+    ``model`` picks the provider: ``gpt-*``/``o*``/``openai/<m>`` (OpenAI or any
+    OpenAI-compatible server at ``api_base``), ``azure/<deployment>``, ``anthropic/<m>`` or
+    ``claude-*``. ``messages`` are OpenAI-shaped ``{"role", "content"}`` dicts. Provider
+    parameters (``temperature``, ``max_tokens``, ``tools``, ``response_format``, ``seed``, ...)
+    pass through as keyword arguments and are part of the cache key.
+
+    Caching: with ``llmstash.cache`` set, calls are cached unless ``caching=False`` (under
+    ``mode="default_off"``, only with ``caching=True``). ``cache={...}`` takes per-call
+    controls: ``"no-cache"``, ``"no-store"``, ``"ttl"``, ``"s-maxage"``, ``"namespace"``,
+    ``"use-cache"``; ``ttl=`` is the same as ``cache={"ttl": ...}``.
+
+    Returns a :class:`~llmstash.types.ModelResponse`, or with ``stream=True`` an async
+    iterator of :class:`~llmstash.types.ModelResponseStream` chunks. ``mock_response="text"``
+    answers without any network call. Errors are :mod:`llmstash.exceptions`.
+    """
+    return await _load_client()._complete(
+        _settings(),
+        True,
+        model,
+        messages,
+        stream=stream,
+        caching=caching,
+        cache=cache,
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
+        timeout=timeout,
+        num_retries=num_retries,
+        mock_response=mock_response,
+        **params,
+    )
+
+
+def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
+    """The sync twin of :func:`acompletion` (same arguments). It runs the same async code on
+    one long-lived background event loop; ``stream=True`` gives a sync iterator of chunks.
+    Sync calls fire the sync hooks of ``CustomLogger`` (``log_success_event``, ...)."""
+    settings = _settings()
+
+    async def call() -> Any:
+        return await _load_client()._complete(settings, False, model, messages, **kwargs)
+
+    result = _sync.run(call)
+    if kwargs.get("stream"):
+        return _sync.SyncStream(result)
+    return result
+
+
+async def aembedding(
+    model: str,
+    input: Any = None,  # noqa: A002 - LiteLLM's keyword
+    *,
+    caching: bool | None = None,
+    cache: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    timeout: float | None = None,
+    num_retries: int | None = None,
+    mock_response: Any = None,
+    **params: Any,
+) -> EmbeddingResponse:
+    """Embed a string or a list of strings (OpenAI and Azure).
+
+    Each input is cached on its own: a call whose inputs are partly cached sends only the
+    others to the provider, in one request, and returns every vector in the caller's order.
+    Vectors are :class:`~llmstash.types.FloatVector` (packed floats that read as a sequence
+    of floats; ``.tolist()`` gives a list). ``usage`` sums each input's share of the tokens.
+    """
+    return await _load_client()._embed(
+        _settings(),
+        True,
+        model,
+        input,
+        caching=caching,
+        cache=cache,
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
+        timeout=timeout,
+        num_retries=num_retries,
+        mock_response=mock_response,
+        **params,
+    )
+
+
+def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:  # noqa: A002
+    """The sync twin of :func:`aembedding` (same arguments)."""
+    settings = _settings()
+
+    async def call() -> EmbeddingResponse:
+        return await _load_client()._embed(settings, False, model, input, **kwargs)
+
+    return _sync.run(call)
+
+
+async def aflush_callbacks(timeout: float | None = None) -> None:
+    """Wait until pending callback events and background cache writes of this event loop's
+    calls are done."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is not None:
+        await client.aflush_callbacks(timeout)
+    cache = getattr(sys.modules["llmstash"], "cache", None)
+    if isinstance(cache, Cache):
+        await cache.aflush_writes()
+
+
+def flush_callbacks(timeout: float | None = None) -> None:
+    """Wait until pending callback events of sync calls are done."""
+    if _sync.loop_if_started() is None:
+        return
+    _sync.run(functools.partial(aflush_callbacks, timeout))
+
+
+def enable_cache(
+    type: str = "local",  # noqa: A002 - LiteLLM's keyword
+    host: str | None = None,
+    port: int | str | None = None,
+    password: str | None = None,
+    supported_call_types: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> Cache:
+    """Set ``llmstash.cache`` to a new :class:`Cache` made from these arguments."""
+    cache = Cache(
+        type=type,
+        host=host,
+        port=port,
+        password=password,
+        supported_call_types=supported_call_types,
+        **kwargs,
+    )
+    sys.modules["llmstash"].cache = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def update_cache(
+    type: str = "local",  # noqa: A002 - LiteLLM's keyword
+    host: str | None = None,
+    port: int | str | None = None,
+    password: str | None = None,
+    supported_call_types: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> Cache:
+    """Replace ``llmstash.cache`` with a new :class:`Cache` made from these arguments."""
+    return enable_cache(type, host, port, password, supported_call_types, **kwargs)
+
+
+def disable_cache() -> None:
+    """Set ``llmstash.cache`` to ``None``. Calling it again does nothing."""
+    sys.modules["llmstash"].cache = None  # type: ignore[attr-defined]
+
+
+async def _flush_sync_loop() -> None:
+    await aflush_callbacks()
+
+
+_sync.on_exit(_flush_sync_loop)

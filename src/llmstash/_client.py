@@ -1,0 +1,929 @@
+"""The async engine: validate → key → lookup → single-flight → provider → store → dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import httpx
+
+from ._callbacks import CallbackDispatcher
+from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
+from ._cost import completion_cost, embedding_cost
+from ._streaming import assemble_chunks, response_to_chunks
+from .caching import Cache
+from .caching._codec import (
+    KIND_CHAT,
+    KIND_STREAM,
+    decode,
+    encode_chat,
+    encode_embedding,
+    encode_stream,
+)
+from .exceptions import ClientClosedError, InvalidRequestError
+from .providers import Provider, Route, resolve
+from .types import (
+    Choices,
+    Embedding,
+    EmbeddingResponse,
+    FloatVector,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+    Usage,
+    to_builtins,
+)
+
+__all__ = ["AsyncStream", "CallSettings", "Client"]
+
+# Arguments LiteLLM users pass that steer the call but are never sent to a provider.
+_LOCAL_PARAMS: Final = frozenset(
+    {
+        "metadata",
+        "litellm_call_id",
+        "litellm_logging_obj",
+        "logger_fn",
+        "proxy_server_request",
+        "request_timeout",
+        "max_retries",
+        "custom_llm_provider",
+        "no-log",
+    }
+)
+_KNOWN_PREFIXES: Final = ("openai", "azure", "anthropic")
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """The settings one call runs with: the Client's own, or LiteLLM-style module globals."""
+
+    cache: Cache | None = None
+    callbacks: Sequence[Any] = ()
+    success_callback: Sequence[Callable[..., Any]] = ()
+    failure_callback: Sequence[Callable[..., Any]] = ()
+    num_retries: int | None = None
+    timeout: float | None = None
+
+
+class _State(enum.Enum):
+    OPEN = 1
+    CLOSED = 2
+
+
+@dataclass(slots=True)
+class _Call:
+    """Everything about one call that the stages after validation need."""
+
+    settings: CallSettings
+    is_async: bool
+    call_type: str
+    model: str
+    params: dict[str, Any]
+    api_base: str | None
+    api_key: str | None
+    api_version: str | None
+    timeout: float
+    num_retries: int
+    metadata: Any
+    cache: Cache | None
+    key: str | None
+    ttl: float | None
+    no_store: bool
+    start: float
+    messages: list[dict[str, Any]] | None = None
+    inputs: list[Any] | None = None
+    stream: bool = False
+    provider_name: str | None = None
+    resolved_base: str | None = None
+
+
+class Client:
+    """The async engine behind ``acompletion`` and ``aembedding``.
+
+    Use it directly to avoid module globals::
+
+        async with llmstash.Client(cache=Cache(), num_retries=3) as client:
+            r = await client.acompletion(model="gpt-4o-mini", messages=[...])
+
+    It owns one pooled ``httpx.AsyncClient`` (made on first use, or pass ``http_client``,
+    which then stays yours) and a callback dispatcher. ``aclose()`` flushes pending callback
+    events and background cache writes, then closes what it owns; it is idempotent, and a
+    closed client refuses new calls with :class:`ClientClosedError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: Cache | None = None,
+        callbacks: Sequence[Any] = (),
+        success_callback: Sequence[Callable[..., Any]] = (),
+        failure_callback: Sequence[Callable[..., Any]] = (),
+        num_retries: int | None = None,
+        timeout: float | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.cache = cache
+        self.callbacks = list(callbacks)
+        self.success_callback = list(success_callback)
+        self.failure_callback = list(failure_callback)
+        self.num_retries = num_retries
+        self.timeout = timeout
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._dispatcher = CallbackDispatcher()
+        self._flights: dict[str, asyncio.Future[bytes | Exception | None]] = {}
+        self._state = _State.OPEN
+        self._default = False
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if getattr(self, "_default", False):
+            return
+        if getattr(self, "_state", _State.CLOSED) is _State.OPEN and self._http is not None:
+            if self._owns_http and not self._http.is_closed:
+                warnings.warn(
+                    f"unclosed {self!r}; use 'async with Client()' or 'await client.aclose()'",
+                    ResourceWarning,
+                    stacklevel=1,
+                    source=self,
+                )
+
+    async def aclose(self) -> None:
+        """Flush pending callback events and cache writes, then close the HTTP client this
+        Client made. Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        await self._dispatcher.aflush()
+        if self.cache is not None:
+            await self.cache.aflush_writes()
+        if self._http is not None and self._owns_http:
+            await self._http.aclose()
+
+    async def aflush_callbacks(self, timeout: float | None = None) -> None:
+        """Wait until every pending callback event of this client has been handled."""
+        await self._dispatcher.aflush(timeout)
+
+    def _own_settings(self) -> CallSettings:
+        return CallSettings(
+            self.cache,
+            self.callbacks,
+            self.success_callback,
+            self.failure_callback,
+            self.num_retries,
+            self.timeout,
+        )
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("this llmstash Client has been closed")
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client (made on first use)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                timeout=DEFAULT_TIMEOUT,
+            )
+        return self._http
+
+    # -- public calls ----------------------------------------------------------------------
+
+    async def acompletion(self, model: str, messages: Any = None, **kwargs: Any) -> Any:
+        """A chat completion (``stream=True``: an :class:`AsyncStream`); see
+        :func:`llmstash.acompletion` for the arguments."""
+        return await self._complete(self._own_settings(), True, model, messages, **kwargs)
+
+    async def aembedding(self, model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:  # noqa: A002
+        """Embeddings; see :func:`llmstash.aembedding` for the arguments."""
+        return await self._embed(self._own_settings(), True, model, input, **kwargs)
+
+    # -- chat ------------------------------------------------------------------------------
+
+    async def _complete(
+        self,
+        settings: CallSettings,
+        is_async: bool,
+        model: str,
+        messages: Any = None,
+        *,
+        stream: bool = False,
+        caching: bool | None = None,
+        cache: Mapping[str, Any] | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        mock_response: Any = None,
+        **params: Any,
+    ) -> Any:
+        self._check_open()
+        start = time.time()
+        model = _check_model(model)
+        messages = _check_messages(messages)
+        call = self._prepare(
+            settings,
+            is_async,
+            "acompletion" if is_async else "completion",
+            model,
+            params,
+            caching=caching,
+            controls=cache,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=timeout,
+            num_retries=num_retries,
+            start=start,
+        )
+        call.messages = messages
+        call.stream = bool(stream)
+        c = call.cache
+        no_cache = _flag(cache, "no-cache")
+        if c is not None and call.key is None:
+            call.key = c.get_cache_key(model=model, messages=messages, **params, cache=cache)
+        if c is not None and call.key is not None and not no_cache:
+            max_age = _max_age(cache)
+            found = c.lookup_nowait(call.key, max_age)
+            entry = await c.alookup(call.key, max_age) if found is False else found
+            if entry is not None:
+                return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[union-attr]
+            if not call.stream:
+                flight = self._flights.get(call.key)
+                if flight is not None:
+                    shared = await asyncio.shield(flight)
+                    if isinstance(shared, Exception):
+                        raise shared
+                    if shared is not None:
+                        entry = decode(shared)
+                        return self._chat_hit(call, entry.kind, entry.value, joined=True)
+        if call.stream:
+            return await self._stream_miss(call, mock_response)
+        return await self._chat_miss(call, mock_response, lead=not no_cache)
+
+    def _chat_hit(self, call: _Call, kind: int, value: Any, *, joined: bool = False) -> Any:
+        if kind == KIND_STREAM:
+            chunks: list[ModelResponseStream] = value
+            if call.stream:
+                return AsyncStream(self, call, _replay(chunks), hit=True)
+            response = assemble_chunks(chunks)
+        elif kind == KIND_CHAT:
+            response = value
+            if call.stream:
+                return AsyncStream(self, call, _replay(response_to_chunks(response)), hit=True)
+        else:
+            raise InvalidRequestError("cache key collision: entry is not a chat response")
+        hit = not joined
+        saved = completion_cost(call.model, response.usage)
+        response._hidden_params = {
+            "cache_hit": hit,
+            "cache_key": call.key,
+            "response_cost": 0.0 if hit else saved,
+        }
+        if self._has_hooks(call.settings):
+            self._success(call, response, cache_hit=hit, saved_cost=saved)
+        return response
+
+    async def _chat_miss(self, call: _Call, mock_response: Any, *, lead: bool) -> ModelResponse:
+        key = call.key
+        flight: asyncio.Future[bytes | Exception | None] | None = None
+        if key is not None and lead and key not in self._flights:
+            flight = asyncio.get_running_loop().create_future()
+            self._flights[key] = flight
+        # What followers of this flight get: the stored bytes, the error, or None (retry).
+        outcome: bytes | Exception | None = None
+        try:
+            if mock_response is not None:
+                response = _mock_chat(call, mock_response)
+            else:
+                response = await self._call_provider(call)
+            if key is not None:
+                outcome = encode_chat(response, time.time())
+                if not call.no_store and call.cache is not None:
+                    call.cache.store({key: outcome}, call.ttl)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                outcome = exc
+                if self._has_hooks(call.settings):
+                    self._failure(call, exc)
+            raise
+        finally:
+            if flight is not None:
+                del self._flights[key]  # type: ignore[arg-type]
+                flight.set_result(outcome)
+        cost = completion_cost(call.model, response.usage)
+        response._hidden_params = {
+            "cache_hit": False,
+            "cache_key": key,
+            "response_cost": cost,
+            "custom_llm_provider": call.provider_name,
+            "api_base": call.resolved_base,
+        }
+        if self._has_hooks(call.settings):
+            self._success(call, response, cache_hit=False, cost=cost)
+        return response
+
+    async def _call_provider(self, call: _Call) -> ModelResponse:
+        provider, route = self._route(call, "chat")
+        if call.settings.callbacks:
+            self._dispatcher.pre_call(
+                call.settings.callbacks,
+                call.model,
+                call.messages,
+                self._event_kwargs(call),
+                is_async=call.is_async,
+            )
+        assert call.messages is not None
+        return await provider.chat(
+            self.http,
+            route,
+            call.messages,
+            call.params,
+            timeout=call.timeout,
+            num_retries=call.num_retries,
+        )
+
+    async def _stream_miss(self, call: _Call, mock_response: Any) -> AsyncStream:
+        source: AsyncIterator[ModelResponseStream]
+        if mock_response is not None:
+            source = _replay(response_to_chunks(_mock_chat(call, mock_response)))
+        else:
+            provider, route = self._route(call, "chat")
+            if call.settings.callbacks:
+                self._dispatcher.pre_call(
+                    call.settings.callbacks,
+                    call.model,
+                    call.messages,
+                    self._event_kwargs(call),
+                    is_async=call.is_async,
+                )
+            assert call.messages is not None
+            source = provider.chat_stream(
+                self.http,
+                route,
+                call.messages,
+                call.params,
+                timeout=call.timeout,
+                num_retries=call.num_retries,
+            )
+        stream = AsyncStream(self, call, source, hit=False)
+        await stream._prime()
+        return stream
+
+    def _stream_done(
+        self, call: _Call, chunks: list[ModelResponseStream], *, hit: bool
+    ) -> ModelResponse | None:
+        """A stream was read to its end: store it (on a miss) and report success."""
+        if not chunks:
+            return None
+        if not hit and call.key is not None and not call.no_store and call.cache is not None:
+            call.cache.store({call.key: encode_stream(chunks, time.time())}, call.ttl)
+        response = assemble_chunks(chunks)
+        cost = completion_cost(call.model, response.usage)
+        response._hidden_params = {
+            "cache_hit": hit,
+            "cache_key": call.key,
+            "response_cost": 0.0 if hit else cost,
+        }
+        if self._has_hooks(call.settings):
+            if hit:
+                self._success(call, response, cache_hit=True, saved_cost=cost)
+            else:
+                self._success(call, response, cache_hit=False, cost=cost)
+        return response
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def _embed(
+        self,
+        settings: CallSettings,
+        is_async: bool,
+        model: str,
+        input: Any = None,  # noqa: A002 - LiteLLM's keyword
+        *,
+        caching: bool | None = None,
+        cache: Mapping[str, Any] | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        mock_response: Any = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        self._check_open()
+        start = time.time()
+        model = _check_model(model)
+        inputs = _check_inputs(input)
+        call = self._prepare(
+            settings,
+            is_async,
+            "aembedding" if is_async else "embedding",
+            model,
+            params,
+            caching=caching,
+            controls=cache,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=timeout,
+            num_retries=num_retries,
+            start=start,
+        )
+        call.inputs = inputs
+        c = call.cache
+        n = len(inputs)
+        vectors: list[Any] = [None] * n
+        tokens = [0] * n
+        keys: list[str] = []
+        if c is not None:
+            keys = [c.get_cache_key(model=model, input=x, **params, cache=cache) for x in inputs]
+            if not _flag(cache, "no-cache"):
+                entries = await c.alookup_many(keys, _max_age(cache))
+                for i, entry in enumerate(entries):
+                    if entry is not None and isinstance(entry.value, tuple):
+                        vectors[i], tokens[i] = entry.value
+        missing = [i for i in range(n) if vectors[i] is None]
+        fresh_cost: float | None = 0.0
+        if missing:
+            try:
+                if mock_response is not None:
+                    fresh = _mock_embedding(mock_response, [inputs[i] for i in missing])
+                else:
+                    fresh = await self._embed_provider(call, [inputs[i] for i in missing])
+            except Exception as exc:
+                if self._has_hooks(call.settings):
+                    self._failure(call, exc)
+                raise
+            fresh_cost = embedding_cost(model, fresh.usage)
+            shares = _split_tokens(fresh.usage.prompt_tokens, [inputs[i] for i in missing])
+            by_index = {d.index: d.embedding for d in fresh.data}
+            now = time.time()
+            to_store: dict[str, bytes] = {}
+            for j, i in enumerate(missing):
+                vec = by_index.get(j)
+                if vec is None:
+                    raise InvalidRequestError(f"provider returned no embedding for input {i}")
+                vectors[i] = vec
+                tokens[i] = shares[j]
+                if c is not None and not call.no_store:
+                    packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
+                    to_store[keys[i]] = encode_embedding(packed, shares[j], now)
+            if to_store and c is not None:
+                c.store(to_store, call.ttl)
+        want_b64 = params.get("encoding_format") == "base64"
+        data = [
+            Embedding(embedding=_as_b64(v) if want_b64 else v, index=i)
+            for i, v in enumerate(vectors)
+        ]
+        total = sum(tokens)
+        response = EmbeddingResponse(
+            data=data,
+            model=model.split("/", 1)[1] if "/" in model else model,
+            usage=Usage(prompt_tokens=total, total_tokens=total),
+        )
+        hit = not missing
+        response._hidden_params = {
+            "cache_hit": hit,
+            "cache_key": keys[0] if len(keys) == 1 else None,
+            "cache_keys": keys,
+            "cached_inputs": n - len(missing),
+            "response_cost": fresh_cost,
+        }
+        if self._has_hooks(call.settings):
+            self._success(
+                call,
+                response,
+                cache_hit=hit,
+                cost=fresh_cost,
+                saved_cost=embedding_cost(model, response.usage) if hit else None,
+            )
+        return response
+
+    async def _embed_provider(self, call: _Call, inputs: list[Any]) -> EmbeddingResponse:
+        provider, route = self._route(call, "embedding")
+        if call.settings.callbacks:
+            self._dispatcher.pre_call(
+                call.settings.callbacks,
+                call.model,
+                inputs,
+                self._event_kwargs(call),
+                is_async=call.is_async,
+            )
+        return await provider.embed(
+            self.http,
+            route,
+            inputs,
+            call.params,
+            timeout=call.timeout,
+            num_retries=call.num_retries,
+        )
+
+    # -- shared stages ---------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        settings: CallSettings,
+        is_async: bool,
+        call_type: str,
+        model: str,
+        params: dict[str, Any],
+        *,
+        caching: bool | None,
+        controls: Mapping[str, Any] | None,
+        api_base: str | None,
+        api_key: str | None,
+        api_version: str | None,
+        timeout: float | None,
+        num_retries: int | None,
+        start: float,
+    ) -> _Call:
+        if controls is not None and not isinstance(controls, Mapping):
+            raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
+        ttl = params.pop("ttl", None)
+        metadata = params.pop("metadata", None)
+        if "request_timeout" in params and timeout is None:
+            timeout = params["request_timeout"]
+        if "max_retries" in params and num_retries is None:
+            num_retries = params["max_retries"]
+        provider_hint = params.get("custom_llm_provider")
+        if provider_hint and "/" not in model and provider_hint in _KNOWN_PREFIXES:
+            model = f"{provider_hint}/{model}"
+        for name in _LOCAL_PARAMS.intersection(params):
+            del params[name]
+        for name in [k for k, v in params.items() if v is None]:
+            del params[name]
+        if controls and "ttl" in controls:
+            ttl = controls["ttl"]
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+            raise InvalidRequestError("ttl must be a number of seconds")
+        cache = settings.cache
+        if cache is not None and not _should_cache(cache, caching, controls, call_type):
+            cache = None
+        if timeout is None:
+            timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
+        if num_retries is None:
+            num_retries = (
+                settings.num_retries if settings.num_retries is not None else DEFAULT_NUM_RETRIES
+            )
+        if isinstance(timeout, httpx.Timeout):
+            timeout = timeout.read or DEFAULT_TIMEOUT
+        return _Call(
+            settings=settings,
+            is_async=is_async,
+            call_type=call_type,
+            model=model,
+            params=params,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=float(timeout),
+            num_retries=int(num_retries),
+            metadata=metadata,
+            cache=cache,
+            key=None,
+            ttl=ttl if ttl is not None else (cache.ttl if cache is not None else None),
+            no_store=_flag(controls, "no-store"),
+            start=start,
+        )
+
+    def _route(self, call: _Call, call_type: Literal["chat", "embedding"]) -> tuple[Provider, Route]:
+        provider, route = resolve(
+            call.model,
+            api_base=call.api_base,
+            api_key=call.api_key,
+            api_version=call.api_version,
+            call_type=call_type,
+        )
+        call.provider_name = route.provider
+        call.resolved_base = route.api_base
+        return provider, route
+
+    @staticmethod
+    def _has_hooks(settings: CallSettings) -> bool:
+        return bool(settings.callbacks or settings.success_callback or settings.failure_callback)
+
+    def _event_kwargs(self, call: _Call) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": call.model,
+            "optional_params": dict(call.params),
+            "call_type": call.call_type,
+            "stream": call.stream,
+            "api_base": call.resolved_base or call.api_base,
+            "custom_llm_provider": call.provider_name,
+            "metadata": call.metadata,
+            "litellm_params": {"metadata": call.metadata, "api_base": call.resolved_base},
+            "litellm_call_id": str(uuid.uuid4()),
+            "start_time": datetime.fromtimestamp(call.start),
+            "cache_key": call.key,
+        }
+        if call.messages is not None:
+            kwargs["messages"] = call.messages
+        if call.inputs is not None:
+            kwargs["input"] = call.inputs
+        kwargs.update(call.params)
+        return kwargs
+
+    def _success(
+        self,
+        call: _Call,
+        response: Any,
+        *,
+        cache_hit: bool,
+        cost: float | None = None,
+        saved_cost: float | None = None,
+    ) -> None:
+        s = call.settings
+        end = time.time()
+        kwargs = self._event_kwargs(call)
+        kwargs["cache_hit"] = cache_hit
+        kwargs["end_time"] = datetime.fromtimestamp(end)
+        kwargs["response_cost"] = 0.0 if cache_hit else cost
+        if cache_hit:
+            kwargs["saved_cost"] = saved_cost
+        self._dispatcher.success(
+            s.callbacks,
+            s.success_callback,
+            kwargs,
+            response,
+            kwargs["start_time"],
+            kwargs["end_time"],
+            is_async=call.is_async,
+        )
+
+    def _failure(self, call: _Call, exc: BaseException) -> None:
+        s = call.settings
+        kwargs = self._event_kwargs(call)
+        kwargs["exception"] = exc
+        kwargs["cache_hit"] = False
+        kwargs["end_time"] = datetime.now()
+        self._dispatcher.failure(
+            s.callbacks,
+            s.failure_callback,
+            kwargs,
+            exc,
+            kwargs["start_time"],
+            kwargs["end_time"],
+            is_async=call.is_async,
+        )
+
+
+class AsyncStream:
+    """An async iterator of :class:`ModelResponseStream` chunks (what ``acompletion(...,
+    stream=True)`` returns). Read to its end, a miss is stored and success callbacks fire
+    with the assembled response; closed early (``await stream.aclose()``), nothing is stored
+    and the HTTP response is closed."""
+
+    def __init__(
+        self,
+        client: Client,
+        call: _Call,
+        source: AsyncIterator[ModelResponseStream],
+        *,
+        hit: bool,
+    ) -> None:
+        self._client = client
+        self._call = call
+        self._source = source
+        self._hit = hit
+        self._chunks: list[ModelResponseStream] = []
+        self._first: ModelResponseStream | None = None
+        self._done = False
+        self.response: ModelResponse | None = None
+        """The assembled response, once the stream has been read to its end."""
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether this stream replays a cached entry."""
+        return self._hit
+
+    async def _prime(self) -> None:
+        # Send the request now, so that HTTP errors raise from `await acompletion(...)`.
+        try:
+            self._first = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._finish()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> ModelResponseStream:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+        else:
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._finish()
+                raise
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+        self._chunks.append(chunk)
+        call = self._call
+        if call.settings.callbacks:
+            self._client._dispatcher.stream_event(
+                call.settings.callbacks,
+                self._client._event_kwargs(call),
+                chunk,
+                datetime.fromtimestamp(call.start),
+                datetime.now(),
+                is_async=call.is_async,
+            )
+        return chunk
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self.response = self._client._stream_done(self._call, self._chunks, hit=self._hit)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            if isinstance(exc, Exception) and Client._has_hooks(self._call.settings):
+                self._client._failure(self._call, exc)
+
+    async def aclose(self) -> None:
+        """Stop early: close the HTTP response; nothing is stored."""
+        if not self._done:
+            self._done = True
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def _replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _flag(controls: Mapping[str, Any] | None, name: str) -> bool:
+    return bool(controls and controls.get(name))
+
+
+def _max_age(controls: Mapping[str, Any] | None) -> float | None:
+    if not controls:
+        return None
+    value = controls.get("s-maxage", controls.get("s_maxage"))
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError("cache={'s-maxage': ...} takes a number of seconds")
+    return float(value)
+
+
+def _should_cache(
+    cache: Cache, caching: bool | None, controls: Mapping[str, Any] | None, call_type: str
+) -> bool:
+    if caching is False or call_type not in cache.supported_call_types:
+        return False
+    if cache.mode == "default_off":
+        return caching is True or _flag(controls, "use-cache")
+    return True
+
+
+def _check_model(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError(
+            f"model must be a non-empty string such as 'gpt-4o-mini', got {model!r}"
+        )
+    return model
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise InvalidRequestError(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
+        )
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        if type(msg) is not dict:
+            if isinstance(msg, Message) or hasattr(msg, "__struct_fields__"):
+                msg = {k: v for k, v in to_builtins(msg).items() if v is not None}
+            elif hasattr(msg, "model_dump"):
+                msg = {k: v for k, v in msg.model_dump().items() if v is not None}
+            elif isinstance(msg, Mapping):
+                msg = dict(msg)
+            else:
+                raise InvalidRequestError(
+                    f"messages[{i}] must be a dict with 'role' and 'content', "
+                    f"got {type(msg).__name__}"
+                )
+        role = msg.get("role")
+        if not isinstance(role, str) or not role:
+            raise InvalidRequestError(f"messages[{i}] has no 'role' (user, system, assistant...)")
+        if "content" not in msg and not msg.get("tool_calls") and not msg.get("function_call"):
+            raise InvalidRequestError(f"messages[{i}] (role {role!r}) has no 'content'")
+        out.append(msg)
+    return out
+
+
+def _check_inputs(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        if not value:
+            raise InvalidRequestError("input must not be empty")
+        return [value]
+    if isinstance(value, (list, tuple)) and value:
+        if all(isinstance(v, int) for v in value):
+            return [list(value)]  # one tokenized input
+        for i, v in enumerate(value):
+            ok = isinstance(v, str) and v or (
+                isinstance(v, list) and v and all(isinstance(t, int) for t in v)
+            )
+            if not ok:
+                raise InvalidRequestError(
+                    f"input[{i}] must be a non-empty string (or a list of token ids)"
+                )
+        return list(value)
+    raise InvalidRequestError("input must be a non-empty string or a list of strings")
+
+
+def _split_tokens(total: int, inputs: Sequence[Any]) -> list[int]:
+    """Share a batch's prompt tokens among its inputs, by length, summing exactly to total."""
+    sizes = [max(len(x), 1) for x in inputs]
+    whole = sum(sizes)
+    shares = [total * s // whole for s in sizes]
+    shares[-1] += total - sum(shares)
+    return shares
+
+
+def _as_b64(vec: Any) -> Any:
+    if isinstance(vec, FloatVector):
+        if vec.typecode != "f":
+            import array
+
+            vec = FloatVector(array.array("f", vec.tolist()))
+        return base64.b64encode(vec.tobytes()).decode()
+    return vec
+
+
+def _words(text: Any) -> int:
+    return len(str(text).split()) if text else 0
+
+
+def _mock_chat(call: _Call, mock_response: Any) -> ModelResponse:
+    if isinstance(mock_response, BaseException):
+        raise mock_response
+    if isinstance(mock_response, ModelResponse):
+        return mock_response
+    content = str(mock_response)
+    prompt = sum(_words(m.get("content")) for m in call.messages or ())
+    completion = _words(content)
+    return ModelResponse(
+        id=f"chatcmpl-mock-{uuid.uuid4().hex}",
+        choices=[Choices(message=Message(content=content), finish_reason="stop")],
+        created=int(time.time()),
+        model=call.model,
+        usage=Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        ),
+    )
+
+
+def _mock_embedding(mock_response: Any, inputs: list[Any]) -> EmbeddingResponse:
+    if isinstance(mock_response, BaseException):
+        raise mock_response
+    if isinstance(mock_response, str):
+        try:
+            values = [float(x) for x in mock_response.split(",") if x.strip()]
+        except ValueError:
+            raise InvalidRequestError(
+                "embedding mock_response must be comma-separated floats, e.g. '0.1,0.2'"
+            ) from None
+    elif isinstance(mock_response, (list, tuple)):
+        values = [float(x) for x in mock_response]
+    else:
+        values = [0.0]
+    tokens = sum(_words(x) if isinstance(x, str) else len(x) for x in inputs)
+    return EmbeddingResponse(
+        data=[Embedding(embedding=FloatVector(values), index=i) for i in range(len(inputs))],
+        model="mock",
+        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+    )

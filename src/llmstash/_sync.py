@@ -1,0 +1,128 @@
+"""One long-lived event loop in a daemon thread, on which sync callers run the async core.
+
+Never ``asyncio.run()`` per call: Redis pools and the HTTP client belong to one loop, so every
+sync call shares this loop and its default Client. The thread is a daemon; at interpreter exit
+pending callback events of sync calls get a bounded time to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from ._config import DEFAULT_EXIT_FLUSH_TIMEOUT
+
+__all__ = ["SyncStream", "loop_if_started", "run"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def _start() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=serve, name="llmstash-sync", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+            atexit.register(_at_exit)
+        return _loop
+
+
+def loop_if_started() -> asyncio.AbstractEventLoop | None:
+    """The sync loop, or ``None`` if no sync call has been made yet."""
+    return _loop
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn()`` on the sync loop and wait for its result (from any thread but that one)."""
+    loop = _start()
+    if threading.current_thread() is _thread:
+        raise RuntimeError("llmstash sync functions cannot be called from a callback hook")
+
+    async def main() -> T:
+        return await fn()
+
+    future = asyncio.run_coroutine_threadsafe(main(), loop)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        raise
+
+
+class SyncStream:
+    """A sync iterator over an async stream running on the sync loop."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return run(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    @property
+    def response(self) -> Any:
+        """The assembled response, once the stream has been read to its end."""
+        return self._stream.response
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether this stream replays a cached entry."""
+        return bool(self._stream.cache_hit)
+
+    def close(self) -> None:
+        """Stop early: close the HTTP response; nothing is stored."""
+        run(self._stream.aclose)
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_exit_hooks: list[Callable[[], Awaitable[None]]] = []
+
+
+def on_exit(hook: Callable[[], Awaitable[None]]) -> None:
+    """Run ``hook`` on the sync loop at interpreter exit (bounded)."""
+    _exit_hooks.append(hook)
+
+
+def _at_exit() -> None:
+    loop = _loop
+    if loop is None or not loop.is_running():
+        return
+
+    async def flush() -> None:
+        for hook in _exit_hooks:
+            await hook()
+
+    future = asyncio.run_coroutine_threadsafe(flush(), loop)
+    try:
+        future.result(timeout=DEFAULT_EXIT_FLUSH_TIMEOUT)
+    except (concurrent.futures.TimeoutError, Exception):
+        future.cancel()
+    loop.call_soon_threadsafe(loop.stop)

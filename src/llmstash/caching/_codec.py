@@ -1,0 +1,101 @@
+"""The one stored format, shared by every backend.
+
+An entry is ``MAGIC (2 bytes) | kind (1 byte) | stored-at (float64, unix seconds) | payload``;
+the payload is MessagePack of the response objects (compact, and decoded by msgspec straight
+into the typed objects in about a microsecond). Anything else under a key — other software's
+bytes, an older format, valid JSON of the wrong shape — raises :class:`CacheDataError`, which
+the cache turns into a miss.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+import msgspec
+
+from ..exceptions import CacheDataError
+from ..types import FloatVector, ModelResponse, ModelResponseStream
+
+__all__ = [
+    "KIND_CHAT",
+    "KIND_EMBEDDING",
+    "KIND_STREAM",
+    "Entry",
+    "decode",
+    "encode_chat",
+    "encode_embedding",
+    "encode_stream",
+]
+
+MAGIC: Final = b"L\x01"
+KIND_CHAT: Final = 1
+KIND_STREAM: Final = 2
+KIND_EMBEDDING: Final = 3
+
+_HEADER = struct.Struct("<2sBd")
+_HEADER_SIZE = _HEADER.size
+
+
+class _Vector(msgspec.Struct, array_like=True):
+    typecode: str
+    data: bytes
+    tokens: int
+
+
+_chat_encoder = msgspec.msgpack.Encoder()
+_chat_decoder = msgspec.msgpack.Decoder(ModelResponse)
+_stream_decoder = msgspec.msgpack.Decoder(list[ModelResponseStream])
+_vector_decoder = msgspec.msgpack.Decoder(_Vector)
+
+
+class Entry(msgspec.Struct):
+    """A decoded entry: what kind, when it was stored, and the value."""
+
+    kind: int
+    stored_at: float
+    value: Any
+
+
+def _pack(kind: int, stored_at: float, payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, kind, stored_at) + payload
+
+
+def encode_chat(response: ModelResponse, stored_at: float) -> bytes:
+    """Bytes for a chat completion."""
+    return _pack(KIND_CHAT, stored_at, _chat_encoder.encode(response))
+
+
+def encode_stream(chunks: list[ModelResponseStream], stored_at: float) -> bytes:
+    """Bytes for a complete stream, chunk boundaries kept."""
+    return _pack(KIND_STREAM, stored_at, _chat_encoder.encode(chunks))
+
+
+def encode_embedding(vector: FloatVector, tokens: int, stored_at: float) -> bytes:
+    """Bytes for one input's embedding (packed floats) and its share of the prompt tokens."""
+    payload = _chat_encoder.encode(_Vector(vector.typecode, vector.tobytes(), tokens))
+    return _pack(KIND_EMBEDDING, stored_at, payload)
+
+
+def decode(data: bytes) -> Entry:
+    """Decode any entry; :class:`CacheDataError` if the bytes are not one of ours."""
+    try:
+        magic, kind, stored_at = _HEADER.unpack_from(data)
+    except (struct.error, TypeError) as exc:
+        raise CacheDataError("cache entry too short or not bytes") from exc
+    if magic != MAGIC:
+        raise CacheDataError("cache entry has an unknown format")
+    payload = memoryview(data)[_HEADER_SIZE:]
+    try:
+        if kind == KIND_CHAT:
+            return Entry(kind, stored_at, _chat_decoder.decode(payload))
+        if kind == KIND_STREAM:
+            return Entry(kind, stored_at, _stream_decoder.decode(payload))
+        if kind == KIND_EMBEDDING:
+            vec = _vector_decoder.decode(payload)
+            if vec.typecode not in ("f", "d"):
+                raise CacheDataError("cache entry has an unknown vector type")
+            return Entry(kind, stored_at, (FloatVector.frombytes(vec.data, vec.typecode), vec.tokens))
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise CacheDataError(f"cache entry does not decode: {exc}") from exc
+    raise CacheDataError(f"cache entry has an unknown kind {kind}")

@@ -1,0 +1,90 @@
+"""Cache keys: a pure function of what changes the answer.
+
+``fields that change the answer → canonical JSON (sorted keys, no None) → SHA-256 →
+"{namespace}:llmstash:v1:{digest}"``. The API key, timeouts, retries, callbacks, metadata, cache
+controls and ``stream`` never enter it: the same question asked by two tenants, with two
+timeouts, streamed or not, is one entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+__all__ = ["KEY_VERSION", "IGNORED_PARAMS", "canonical_json", "make_key"]
+
+KEY_VERSION = "v1"
+
+IGNORED_PARAMS: frozenset[str] = frozenset(
+    {
+        # credentials and routing that do not change the answer
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "organization",
+        "extra_headers",
+        # transport
+        "timeout",
+        "request_timeout",
+        "num_retries",
+        "max_retries",
+        "stream",
+        "stream_options",
+        # llmstash / LiteLLM controls
+        "caching",
+        "cache",
+        "ttl",
+        "mock_response",
+        "metadata",
+        "callbacks",
+        "success_callback",
+        "failure_callback",
+        "litellm_call_id",
+        "litellm_logging_obj",
+        "logger_fn",
+        "proxy_server_request",
+        "custom_llm_provider",
+    }
+)
+
+
+def _enc_hook(obj: Any) -> Any:
+    # Pydantic models and classes (response_format=MyModel is common), then anything else by
+    # its type and repr: unusual, but never an error on the key path.
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump()
+    schema = getattr(obj, "model_json_schema", None)
+    if callable(schema):
+        return {"__schema__": schema()}
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    return f"{type(obj).__module__}.{type(obj).__qualname__}:{obj!r}"
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
+
+
+def _drop_none(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if type(value) is list:
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def canonical_json(fields: dict[str, Any]) -> bytes:
+    """Canonical bytes for ``fields``: sorted keys at every level, ``None`` values dropped."""
+    return _encoder.encode(_drop_none(fields))
+
+
+def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
+    """The default cache key for a call's keyword arguments."""
+    fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    digest = hashlib.sha256(canonical_json(fields)).hexdigest()
+    if namespace:
+        return f"{namespace}:llmstash:{KEY_VERSION}:{digest}"
+    return f"llmstash:{KEY_VERSION}:{digest}"

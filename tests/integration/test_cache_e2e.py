@@ -1,0 +1,281 @@
+"""The cache contract of DESIGN §2, end to end: real HTTP to the fake provider, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+import llmstash
+from llmstash.caching import Cache
+
+MSGS = [{"role": "user", "content": "what is a cache?"}]
+
+
+def chat_kwargs(provider, **extra):
+    return {
+        "model": "openai/gpt-4o-mini",
+        "messages": MSGS,
+        "api_base": provider.openai_base,
+        "api_key": "sk-test-key-123456",
+        **extra,
+    }
+
+
+async def test_hit_is_equal_and_served_without_a_request(provider, any_cache):
+    r1 = await llmstash.acompletion(**chat_kwargs(provider))
+    r2 = await llmstash.acompletion(**chat_kwargs(provider))  # no sleep: read-your-writes
+    assert provider.request_count == 1
+    assert r1 == r2
+    assert r2.id == r1.id
+    assert r1._hidden_params["cache_hit"] is False
+    assert r2._hidden_params["cache_hit"] is True
+    assert r2._hidden_params["cache_key"] == r1._hidden_params["cache_key"]
+    assert r2["choices"][0]["message"]["content"] == "Echo: what is a cache?"
+    ChatCompletion.model_validate(r2.model_dump())
+
+
+async def test_params_change_the_key_and_api_key_does_not(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider, temperature=0.1))
+    await llmstash.acompletion(**chat_kwargs(provider, temperature=0.9))
+    assert provider.request_count == 2
+    again = chat_kwargs(provider, temperature=0.1, api_key="sk-other-tenant-999", timeout=5)
+    r = await llmstash.acompletion(**again)
+    assert provider.request_count == 2
+    assert r._hidden_params["cache_hit"] is True
+
+
+async def test_caching_false_and_no_cache_set(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider))
+    await llmstash.acompletion(**chat_kwargs(provider), caching=False)
+    assert provider.request_count == 2
+    llmstash.cache = None  # read at call time
+    await llmstash.acompletion(**chat_kwargs(provider), caching=True)
+    assert provider.request_count == 3
+    llmstash.cache = any_cache
+
+
+async def test_mode_default_off(provider, llm):
+    llmstash.cache = Cache(mode="default_off")
+    await llmstash.acompletion(**chat_kwargs(provider))
+    await llmstash.acompletion(**chat_kwargs(provider))
+    assert provider.request_count == 2
+    await llmstash.acompletion(**chat_kwargs(provider), caching=True)
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"use-cache": True})
+    assert provider.request_count == 3
+
+
+async def test_no_cache_skips_lookup_but_stores(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider))
+    r = await llmstash.acompletion(**chat_kwargs(provider), cache={"no-cache": True})
+    assert provider.request_count == 2
+    assert r._hidden_params["cache_hit"] is False
+    r3 = await llmstash.acompletion(**chat_kwargs(provider))
+    assert r3.id == r.id  # the no-cache call's answer replaced the entry
+
+
+async def test_no_store(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"no-store": True})
+    await llmstash.acompletion(**chat_kwargs(provider))
+    assert provider.request_count == 2
+
+
+async def test_ttl_expires_and_ttl_zero_keeps_nothing(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider), ttl=0)
+    await llmstash.acompletion(**chat_kwargs(provider), ttl=0)
+    assert provider.request_count == 2
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"ttl": 0.3})
+    await llmstash.acompletion(**chat_kwargs(provider))
+    assert provider.request_count == 3
+    await asyncio.sleep(0.45)
+    await llmstash.acompletion(**chat_kwargs(provider))
+    assert provider.request_count == 4
+
+
+async def test_s_maxage(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider))
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"s-maxage": 60})
+    assert provider.request_count == 1
+    await asyncio.sleep(0.25)
+    r = await llmstash.acompletion(**chat_kwargs(provider), cache={"s-maxage": 0.2})
+    assert provider.request_count == 2
+    assert r._hidden_params["cache_hit"] is False
+
+
+async def test_namespaces_are_separate(provider, any_cache):
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "a"})
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "b"})
+    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "a"})
+    assert provider.request_count == 2
+    await any_cache.aclear("a")
+    await any_cache.aclear("b")
+
+
+async def test_errors_are_never_cached(provider, any_cache):
+    provider.fail_next(status=400)
+    with pytest.raises(llmstash.BadRequestError):
+        await llmstash.acompletion(**chat_kwargs(provider))
+    r = await llmstash.acompletion(**chat_kwargs(provider))
+    assert r._hidden_params["cache_hit"] is False
+    assert provider.request_count == 2
+
+
+async def test_mock_response_cached_and_a_hit_wins(provider, any_cache):
+    m1 = await llmstash.acompletion(**chat_kwargs(provider, mock_response="mocked!"))
+    m2 = await llmstash.acompletion(**chat_kwargs(provider, mock_response="other"))
+    assert m2.id == m1.id and m2.choices[0].message.content == "mocked!"
+    assert provider.request_count == 0
+    fresh1 = await llmstash.acompletion(**chat_kwargs(provider, mock_response="x"), caching=False)
+    fresh2 = await llmstash.acompletion(**chat_kwargs(provider, mock_response="x"), caching=False)
+    assert fresh1.id != fresh2.id
+
+
+async def test_stream_miss_stored_and_replayed_chunk_for_chunk(provider, any_cache):
+    first = [c async for c in await llmstash.acompletion(**chat_kwargs(provider), stream=True)]
+    assert len(first) > 2
+    await any_cache.aflush_writes()
+    stream = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+    second = [c async for c in stream]
+    assert provider.request_count == 1
+    assert second == first
+    for chunk in second:
+        ChatCompletionChunk.model_validate(chunk.model_dump())
+    plain = await llmstash.acompletion(**chat_kwargs(provider))
+    assert plain._hidden_params["cache_hit"] is True
+    assert plain.choices[0].message.content == "Echo: what is a cache?"
+    assert provider.request_count == 1
+
+
+async def test_plain_entry_replayed_as_a_stream(provider, any_cache):
+    r = await llmstash.acompletion(**chat_kwargs(provider))
+    stream = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == r.choices[0].message.content
+    assert provider.request_count == 1
+
+
+async def test_abandoned_stream_is_not_stored(provider, any_cache):
+    stream = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    await llmstash.acompletion(**chat_kwargs(provider))
+    assert provider.request_count == 2
+
+
+async def test_single_flight_100_concurrent_cold_calls(provider, any_cache):
+    provider.latency = 0.05
+    try:
+        results = await asyncio.gather(
+            *[llmstash.acompletion(**chat_kwargs(provider)) for _ in range(100)]
+        )
+    finally:
+        provider.latency = 0.0
+    assert provider.request_count == 1
+    assert len({r.id for r in results}) == 1
+
+
+async def test_single_flight_shares_errors(provider, any_cache):
+    provider.latency = 0.05
+    provider.fail_next(status=400)
+    try:
+        results = await asyncio.gather(
+            *[llmstash.acompletion(**chat_kwargs(provider)) for _ in range(10)],
+            return_exceptions=True,
+        )
+    finally:
+        provider.latency = 0.0
+    assert provider.request_count == 1
+    assert all(isinstance(r, llmstash.BadRequestError) for r in results)
+
+
+def emb_kwargs(provider, inputs, **extra):
+    return {
+        "model": "openai/text-embedding-3-small",
+        "input": inputs,
+        "api_base": provider.openai_base,
+        "api_key": "sk-test-key-123456",
+        **extra,
+    }
+
+
+async def test_embeddings_cached_per_input(provider, any_cache):
+    full = await llmstash.aembedding(**emb_kwargs(provider, ["a", "b", "c", "d"]))
+    provider.reset()
+    await llmstash.aembedding(**emb_kwargs(provider, ["b", "d"]))
+    assert provider.request_count == 0
+    mixed = await llmstash.aembedding(**emb_kwargs(provider, ["x", "c", "y", "a"]))
+    assert provider.request_count == 1
+    assert provider.requests[0].json["input"] == ["x", "y"]
+    assert [d.index for d in mixed.data] == [0, 1, 2, 3]
+    assert mixed.data[1].embedding == full.data[2].embedding
+    assert mixed.data[3].embedding == full.data[0].embedding
+    fresh = await llmstash.aembedding(**emb_kwargs(provider, ["x", "y"]), caching=False)
+    assert mixed.data[0].embedding == fresh.data[0].embedding
+    assert mixed.data[2].embedding == fresh.data[1].embedding
+    assert mixed.usage.prompt_tokens == mixed.usage.total_tokens > 0
+    assert mixed["data"][0]["embedding"][0] == fresh.data[0].embedding[0]
+    assert isinstance(mixed.model_dump()["data"][0]["embedding"], list)
+
+
+async def test_embedding_mock_response(any_cache):
+    r = await llmstash.aembedding(model="text-embedding-3-small", input=["q"], mock_response="0.5,0.25")
+    assert r.data[0].embedding.tolist() == [0.5, 0.25]
+
+
+async def test_garbage_under_the_key_is_a_miss(provider, any_cache):
+    key = any_cache.get_cache_key(**chat_kwargs(provider))
+    for garbage in (b"\xff\xfe not ours", b'{"id": 1, "choices": "nope"}', b"L\x01\x01" + b"\x00" * 12):
+        any_cache.store({key: garbage}, None)
+        await any_cache.aflush_writes()
+        r = await llmstash.acompletion(**chat_kwargs(provider))
+        assert r._hidden_params["cache_hit"] is False
+    assert provider.request_count == 3
+
+
+def test_sync_completion_hits_and_respects_call_types(provider):
+    llmstash.cache = Cache(supported_call_types=["acompletion"])
+    try:
+        llmstash.completion(**chat_kwargs(provider))
+        llmstash.completion(**chat_kwargs(provider))
+        assert provider.request_count == 2  # "acompletion" does not cover completion
+        llmstash.cache = Cache()
+        r1 = llmstash.completion(**chat_kwargs(provider))
+        r2 = llmstash.completion(**chat_kwargs(provider))
+        assert provider.request_count == 3 and r1 == r2
+        chunks = list(llmstash.completion(**chat_kwargs(provider), stream=True))
+        assert provider.request_count == 3 and len(chunks) > 1
+        e = llmstash.embedding(**emb_kwargs(provider, ["s1", "s2"]))
+        assert len(e.data) == 2
+    finally:
+        llmstash.cache = None
+
+
+async def test_constructor_does_no_io_and_dead_redis_is_a_fast_miss(provider, llm, free_tcp_port):
+    cache = Cache(type="redis", host="127.0.0.1", port=str(free_tcp_port), socket_connect_timeout=0.2)
+    llmstash.cache = cache
+    t0 = time.perf_counter()
+    for _ in range(8):
+        r = await llmstash.acompletion(**chat_kwargs(provider))
+        assert r._hidden_params["cache_hit"] is False
+    assert provider.request_count == 8
+    assert cache.stats()["breaker_open"] is True
+    # bounded: eight calls against a dead Redis, far from eight connect timeouts each
+    assert time.perf_counter() - t0 < 8 * 0.5
+
+
+async def test_redis_env_fallback(monkeypatch, provider, llm, redis_url):
+    from urllib.parse import urlparse
+
+    parsed = urlparse(redis_url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_HOST", parsed.hostname or "127.0.0.1")
+    monkeypatch.setenv("REDIS_PORT", str(parsed.port or 6379))
+    cache = Cache(type="redis", namespace="envtest")
+    llmstash.cache = cache
+    await llmstash.acompletion(**chat_kwargs(provider))
+    r = await llmstash.acompletion(**chat_kwargs(provider))
+    assert r._hidden_params["cache_hit"] is True
+    await cache.aclear()

@@ -1,0 +1,118 @@
+"""Cache keys: golden values, canonical form, and what does (not) change them."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmstash.caching import Cache
+from llmstash.caching._keys import canonical_json, make_key
+from llmstash.types import Message
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+# Pinned keys: if one changes, cached entries written by an earlier release stop hitting.
+# Change them only together with KEY_VERSION.
+GOLDEN = [
+    ({"model": "gpt-4o-mini", "messages": MSGS}, None, "llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb"),
+    ({"model": "gpt-4o-mini", "messages": MSGS, "temperature": 0.2}, None, "llmstash:v1:97903e35e8a3f3963358551983e63ec919e18da3ad78a9103d7107155dd557aa"),
+    ({"model": "gpt-4o-mini", "messages": MSGS}, "tenant-a", "tenant-a:llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb"),
+    ({"model": "text-embedding-3-small", "input": "hello"}, None, "llmstash:v1:1eaf938762dade01d8b9d1f66a4120f1af7782850285651d202d6f78610f1731"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "namespace", "expected"), GOLDEN)
+def test_golden_keys(kwargs, namespace, expected):
+    assert make_key(kwargs, namespace) == expected
+
+
+def test_key_shape():
+    key = make_key({"model": "m", "messages": MSGS})
+    prefix, version, digest = key.rsplit(":", 2)
+    assert prefix == "llmstash" and version == "v1" and len(digest) == 64
+    assert make_key({"model": "m", "messages": MSGS}, "ns").startswith("ns:llmstash:v1:")
+
+
+def test_dict_order_does_not_matter():
+    a = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1}
+    b = {"temperature": 1, "messages": [{"content": "x", "role": "user"}], "model": "m"}
+    assert make_key(a) == make_key(b)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"api_key": "sk-secret-one"},
+        {"timeout": 3},
+        {"num_retries": 5},
+        {"stream": True},
+        {"stream_options": {"include_usage": True}},
+        {"metadata": {"user": "x"}},
+        {"caching": True},
+        {"cache": {"no-store": True}},
+        {"ttl": 10},
+        {"mock_response": "hello"},
+        {"temperature": None},
+        {"api_base": "http://other"},
+    ],
+)
+def test_what_does_not_change_the_key(extra):
+    base = {"model": "m", "messages": MSGS}
+    assert make_key({**base, **extra}) == make_key(base)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"temperature": 0.5},
+        {"seed": 1},
+        {"max_tokens": 10},
+        {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        {"response_format": {"type": "json_object"}},
+        {"reasoning_effort": "high"},
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"top_k": 3},  # provider-specific parameters count too
+        {"model": "other"},
+        {"messages": [{"role": "user", "content": "hi!"}]},
+    ],
+)
+def test_what_changes_the_key(extra):
+    base = {"model": "m", "messages": MSGS}
+    assert make_key({**base, **extra}) != make_key(base)
+
+
+def test_api_key_never_in_key():
+    key = make_key({"model": "m", "messages": MSGS, "api_key": "sk-abcdefgh12345"})
+    assert "sk-" not in key
+
+
+def test_message_objects_key_like_dicts():
+    as_obj = [Message(content="hi", role="user")]
+    from llmstash.types import to_builtins
+
+    as_dict = [{k: v for k, v in to_builtins(as_obj[0]).items()}]
+    assert make_key({"model": "m", "messages": as_dict}) == make_key(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    )
+
+
+def test_canonical_json_drops_none_and_sorts():
+    assert canonical_json({"b": 1, "a": {"d": None, "c": 2}}) == b'{"a":{"c":2},"b":1}'
+
+
+def test_unusual_values_do_not_break_the_key():
+    class Schema:
+        @classmethod
+        def model_json_schema(cls):
+            return {"type": "object"}
+
+    key = make_key({"model": "m", "messages": MSGS, "response_format": Schema})
+    assert key == make_key({"model": "m", "messages": MSGS, "response_format": Schema})
+
+
+def test_cache_get_cache_key_uses_namespace_and_can_be_replaced():
+    cache = Cache(namespace="team")
+    assert cache.get_cache_key(model="m", messages=MSGS).startswith("team:llmstash:v1:")
+    per_call = cache.get_cache_key(model="m", messages=MSGS, cache={"namespace": "other"})
+    assert per_call.startswith("other:llmstash:v1:")
+    cache.get_cache_key = lambda *a, **kw: "mine"  # type: ignore[method-assign]
+    assert cache.get_cache_key(model="m", messages=MSGS) == "mine"
