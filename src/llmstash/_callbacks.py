@@ -1,0 +1,312 @@
+"""Callback dispatch: run users' hooks off the caller's path, concurrently, bounded, flushable.
+
+The Client reports each event (pre-call, stream chunk, success, failure) to its
+:class:`CallbackDispatcher`, which returns at once. Each event becomes one asyncio task, kept
+referenced until done; the task runs every hook of the event in an anyio task group, each hook
+under its own timeout, so a slow or failing hook delays and breaks nothing but itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Final, NamedTuple
+
+import anyio
+import anyio.to_thread
+
+from ._config import DEFAULT_CALLBACK_TIMEOUT, DEFAULT_MAX_PENDING_EVENTS
+from .integrations.custom_logger import CustomLogger
+
+__all__ = ["CallbackDispatcher", "all_dispatchers"]
+
+logger = logging.getLogger("llmstash")
+
+_HOOK_THREADS: Final = 40
+"""Worker threads sync hooks may occupy at once, per dispatcher (anyio's default limit)."""
+
+_ASYNC_PRE_CALL: Final = ("async_log_pre_api_call", "log_pre_api_call")
+"""LiteLLM fires ``log_pre_api_call`` for async calls too: it stands in for the async twin."""
+
+_dispatchers: weakref.WeakSet[CallbackDispatcher] = weakref.WeakSet()
+
+
+def all_dispatchers() -> list[CallbackDispatcher]:
+    """The dispatchers still alive, for ``llmstash.aflush_callbacks()`` to flush."""
+    return list(_dispatchers)
+
+
+class _Hook(NamedTuple):
+    owner: object
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def describe(self) -> str:
+        if self.name:
+            return f"{type(self.owner).__qualname__}.{self.name}"
+        return getattr(self.func, "__qualname__", type(self.func).__qualname__)
+
+
+def _is_coroutine_callable(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 -- looking for an ``async def __call__``
+    )
+
+
+class CallbackDispatcher:
+    """Runs callback hooks in the background of one event loop and tracks them until done.
+
+    The event methods (:meth:`pre_call`, :meth:`success`, :meth:`failure`,
+    :meth:`stream_event`) must be called from inside the event loop; they never await a hook
+    and cost next to nothing when no hook applies. Hook selection follows LiteLLM: for async
+    calls (``is_async=True``) a :class:`CustomLogger`'s ``async_*`` hooks, for sync calls its
+    sync ``log_*`` hooks; ``log_pre_api_call`` stands in for an ``async_log_pre_api_call``
+    that is not overridden; ``log_post_api_call`` runs for every successful provider answer
+    (not for cache hits), sync or async, before the success hooks. Plain callables, in
+    ``loggers`` or ``functions``, are called as ``(kwargs, response_obj, start_time,
+    end_time)``; in ``loggers`` they are success callbacks. Strings (LiteLLM's named
+    integrations) and other objects are ignored, with one warning each.
+
+    ``async def`` hooks run on the loop; plain ``def`` hooks run in worker threads (at most
+    40 at once). Each hook may run ``hook_timeout`` seconds; after that an async hook is
+    cancelled and a sync one abandoned to finish in its thread, and a warning is logged. An
+    exception in a hook is logged and goes no further. Events that carry the same
+    ``kwargs["litellm_call_id"]`` run one after another, in the order reported.
+
+    At most ``max_pending`` events wait at once; beyond that new events are dropped, counted
+    in :attr:`dropped` and reported by one warning per burst.
+    """
+
+    def __init__(
+        self,
+        *,
+        hook_timeout: float = DEFAULT_CALLBACK_TIMEOUT,
+        max_pending: int = DEFAULT_MAX_PENDING_EVENTS,
+    ) -> None:
+        self._hook_timeout = hook_timeout
+        self._max_pending = max_pending
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_of_call: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limiter = anyio.CapacityLimiter(_HOOK_THREADS)
+        self._dropped = 0
+        self._burst_dropped = 0
+        self._warned: set[str] = set()
+        _dispatchers.add(self)
+
+    @property
+    def pending(self) -> int:
+        """Events scheduled whose hooks have not all finished."""
+        return len(self._tasks)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far because ``max_pending`` events were already waiting."""
+        return self._dropped
+
+    def pre_call(
+        self,
+        loggers: Sequence[object],
+        model: str,
+        messages: Any,
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool,
+    ) -> None:
+        """Report that a request is about to be sent to the provider."""
+        if not loggers:
+            return
+        names = _ASYNC_PRE_CALL if is_async else ("log_pre_api_call",)
+        hooks = self._logger_hooks(loggers, names, (model, messages, kwargs))
+        self._schedule(kwargs, hooks)
+
+    def success(
+        self,
+        loggers: Sequence[object],
+        functions: Sequence[Callable[..., Any]],
+        kwargs: dict[str, Any],
+        response: Any,
+        start_time: datetime,
+        end_time: datetime,
+        *,
+        is_async: bool,
+    ) -> None:
+        """Report a successful call (a cache hit if ``kwargs["cache_hit"]``)."""
+        if not loggers and not functions:
+            return
+        args = (kwargs, response, start_time, end_time)
+        if not kwargs.get("cache_hit"):
+            self._schedule(kwargs, self._logger_hooks(loggers, ("log_post_api_call",), args))
+        name = "async_log_success_event" if is_async else "log_success_event"
+        hooks = self._logger_hooks(loggers, (name,), args, plain=True)
+        self._schedule(kwargs, self._function_hooks(hooks, functions, args))
+
+    def failure(
+        self,
+        loggers: Sequence[object],
+        functions: Sequence[Callable[..., Any]],
+        kwargs: dict[str, Any],
+        exception: BaseException,
+        start_time: datetime,
+        end_time: datetime,
+        *,
+        is_async: bool,
+    ) -> None:
+        """Report a failed call; hooks get ``response_obj=None`` and ``kwargs["exception"]``."""
+        if not loggers and not functions:
+            return
+        kwargs.setdefault("exception", exception)
+        args = (kwargs, None, start_time, end_time)
+        name = "async_log_failure_event" if is_async else "log_failure_event"
+        hooks = self._logger_hooks(loggers, (name,), args)
+        self._schedule(kwargs, self._function_hooks(hooks, functions, args))
+
+    def stream_event(
+        self,
+        loggers: Sequence[object],
+        kwargs: dict[str, Any],
+        chunk: Any,
+        start_time: datetime,
+        end_time: datetime,
+        *,
+        is_async: bool,
+    ) -> None:
+        """Report one chunk of a stream as it is passed to the caller."""
+        if not loggers:
+            return
+        name = "async_log_stream_event" if is_async else "log_stream_event"
+        hooks = self._logger_hooks(loggers, (name,), (kwargs, chunk, start_time, end_time))
+        self._schedule(kwargs, hooks)
+
+    async def aflush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- a bounded wait is the API
+        """Wait until every pending event has run, including events reported meanwhile.
+
+        Returns after ``timeout`` seconds at the latest (``None``: no limit), leaving what is
+        still running to finish in the background. May be awaited from another event loop
+        than the dispatcher's, e.g. by ``aflush_callbacks()`` for the loop sync calls run on.
+        """
+        with anyio.move_on_after(timeout):
+            loop = self._loop
+            if loop is None or loop is asyncio.get_running_loop():
+                await self._drain()
+            elif loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._drain(), loop))
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.wait(tuple(self._tasks))
+
+    def _logger_hooks(
+        self,
+        loggers: Sequence[object],
+        names: tuple[str, ...],
+        args: tuple[Any, ...],
+        *,
+        plain: bool = False,
+    ) -> list[_Hook]:
+        """Per logger, the first hook of ``names`` it overrides; plain callables if ``plain``."""
+        hooks = []
+        for entry in loggers:
+            if isinstance(entry, CustomLogger):
+                for name in names:
+                    method = getattr(entry, name)
+                    if getattr(method, "__func__", None) is not getattr(CustomLogger, name):
+                        hooks.append(_Hook(entry, name, method, args))
+                        break
+            elif callable(entry):
+                if plain:
+                    hooks.append(_Hook(entry, "", entry, args))
+            else:
+                self._warn_unknown(entry)
+        return hooks
+
+    def _function_hooks(
+        self, hooks: list[_Hook], functions: Sequence[Callable[..., Any]], args: tuple[Any, ...]
+    ) -> list[_Hook]:
+        for func in functions:
+            if callable(func):
+                hooks.append(_Hook(func, "", func, args))
+            else:
+                self._warn_unknown(func)
+        return hooks
+
+    def _warn_unknown(self, entry: object) -> None:
+        label = entry if isinstance(entry, str) else type(entry).__qualname__
+        if label in self._warned:
+            return
+        self._warned.add(label)
+        if isinstance(entry, str):
+            logger.warning(
+                "Callback %r is not an integration llmstash knows; ignored. Register a "
+                "CustomLogger instance or a function instead.",
+                entry,
+            )
+        else:
+            logger.warning(
+                "Callback of type %s is neither a CustomLogger nor callable; ignored.", label
+            )
+
+    def _schedule(self, kwargs: dict[str, Any], hooks: list[_Hook]) -> None:
+        if not hooks:
+            return
+        if len(self._tasks) >= self._max_pending:
+            self._dropped += 1
+            self._burst_dropped += 1
+            if self._burst_dropped == 1:
+                logger.warning(
+                    "%d callback events are pending; dropping new ones until some finish.",
+                    self._max_pending,
+                )
+            return
+        if self._burst_dropped:
+            logger.warning(
+                "Dropped %d callback events while the queue was full.", self._burst_dropped
+            )
+            self._burst_dropped = 0
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        call_id = kwargs.get("litellm_call_id")
+        if not isinstance(call_id, str):
+            call_id = None
+        previous = self._last_of_call.get(call_id) if call_id is not None else None
+        task = loop.create_task(self._run_event(hooks, previous), name="llmstash-callbacks")
+        self._tasks.add(task)
+        if call_id is not None:
+            self._last_of_call[call_id] = task
+        task.add_done_callback(functools.partial(self._event_done, call_id))
+
+    def _event_done(self, call_id: str | None, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if call_id is not None and self._last_of_call.get(call_id) is task:
+            del self._last_of_call[call_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("Callback dispatch failed", exc_info=exc)
+
+    async def _run_event(self, hooks: list[_Hook], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait((previous,))
+        async with anyio.create_task_group() as tg:
+            for hook in hooks:
+                tg.start_soon(self._run_hook, hook)
+
+    async def _run_hook(self, hook: _Hook) -> None:
+        with anyio.move_on_after(self._hook_timeout) as scope:
+            try:
+                if _is_coroutine_callable(hook.func):
+                    await hook.func(*hook.args)
+                else:
+                    await anyio.to_thread.run_sync(
+                        hook.func, *hook.args, abandon_on_cancel=True, limiter=self._limiter
+                    )
+            except Exception:
+                logger.exception("Callback %s raised", hook.describe())
+        if scope.cancelled_caught:
+            logger.warning(
+                "Callback %s took longer than %s s; abandoned.", hook.describe(), self._hook_timeout
+            )
