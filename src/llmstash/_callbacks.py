@@ -77,7 +77,8 @@ class CallbackDispatcher:
     40 at once). Each hook may run ``hook_timeout`` seconds; after that an async hook is
     cancelled and a sync one abandoned to finish in its thread, and a warning is logged. An
     exception in a hook is logged and goes no further. Events that carry the same
-    ``kwargs["litellm_call_id"]`` run one after another, in the order reported.
+    ``kwargs["litellm_call_id"]`` run one after another, in the order reported; events of
+    different calls start in the order reported but may finish in any order.
 
     At most ``max_pending`` events wait at once; beyond that new events are dropped, counted
     in :attr:`dropped` and reported by one warning per burst.

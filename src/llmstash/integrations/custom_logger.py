@@ -44,9 +44,10 @@ class CustomLogger:
 
     Hooks run off the caller's path, concurrently, each bounded by a timeout: ``async def``
     hooks on the event loop, plain ``def`` hooks in a worker thread. Events of one call
-    (same ``litellm_call_id``) reach a handler in order: pre-call, stream chunks, then success
-    or failure. An exception in a hook is logged on the ``llmstash`` logger and never reaches
-    the caller. ``await llmstash.aflush_callbacks()`` waits until every pending hook has run.
+    (same ``litellm_call_id``) reach a handler in order: pre-call, stream chunks, post-call,
+    then success or failure; events of different calls may finish in any order. An exception
+    in a hook is logged on the ``llmstash`` logger and never reaches the caller.
+    ``await llmstash.aflush_callbacks()`` waits until every pending hook has run.
     """
 
     def __init__(self, **kwargs: Any) -> None:
