@@ -292,6 +292,9 @@ class CallbackDispatcher:
     async def _run_event(self, hooks: list[_Hook], previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait((previous,))
+        if len(hooks) == 1:
+            await self._run_hook(hooks[0])
+            return
         async with anyio.create_task_group() as tg:
             for hook in hooks:
                 tg.start_soon(self._run_hook, hook)
