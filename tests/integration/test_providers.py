@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -102,8 +102,10 @@ def all_routes(provider: FakeProvider) -> list[tuple[Any, Route]]:
     ]
 
 
-async def collect(stream: AsyncIterator[ModelResponseStream]) -> list[ModelResponseStream]:
-    async with aclosing(stream) as chunks:  # type: ignore[type-var]
+async def collect(
+    stream: AsyncGenerator[ModelResponseStream, None],
+) -> list[ModelResponseStream]:
+    async with aclosing(stream) as chunks:
         return [chunk async for chunk in chunks]
 
 
@@ -277,7 +279,7 @@ async def test_stream_closed_early_leaves_the_connection_usable(
     route = openai_route(provider)
     async with aclosing(
         OpenAIProvider().chat_stream(http, route, MESSAGES, {}, timeout=10, num_retries=0)
-    ) as stream:  # type: ignore[type-var]
+    ) as stream:
         async for _ in stream:
             break
     resp = await OpenAIProvider().chat(http, route, MESSAGES, {}, timeout=10, num_retries=0)

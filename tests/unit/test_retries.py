@@ -370,7 +370,7 @@ async def test_stream_response_closed_when_consumer_stops_early() -> None:
         first = await stream.__anext__()
         assert first.choices[0].delta.content == "a"
         assert not body.closed
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert body.closed
 
 

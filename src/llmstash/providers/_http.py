@@ -11,7 +11,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import anyio
@@ -30,7 +31,7 @@ from ..exceptions import (
     redact,
 )
 from ._base import Route
-from ._sse import ServerSentEvent, SSEDecoder
+from ._sse import ServerSentEvent, aiter_sse
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -326,7 +327,7 @@ class Sender:
         new_parser: Callable[[], EventParser[T]],
         *,
         num_retries: int,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Send a streaming request and yield what ``new_parser()`` makes of its events.
 
         Until the first item is yielded, a failure (error status, connection error, or an error
@@ -343,24 +344,11 @@ class Sender:
                     await response.aread()
                     raise status_error(response, route)
                 parse = new_parser()
-                decoder = SSEDecoder()
-                done = False
-                async for raw in response.aiter_bytes():
-                    for event in decoder.feed(raw):
+                async with aclosing(aiter_sse(response.aiter_bytes())) as events:
+                    async for event in events:
                         items = parse(event)
                         if items is None:
-                            done = True
-                            break
-                        for item in items:
-                            yielded = True
-                            yield item
-                    if done:
-                        break
-                if not done:
-                    for event in decoder.flush():
-                        items = parse(event)
-                        if items is None:
-                            break
+                            return
                         for item in items:
                             yielded = True
                             yield item

@@ -19,7 +19,7 @@ from .azure import AzureProvider
 from .openai import OpenAIProvider
 from .openai_compatible import OpenAICompatibleProvider
 
-__all__ = ["OPENAI_API_BASE", "ANTHROPIC_API_BASE", "resolve"]
+__all__ = ["ANTHROPIC_API_BASE", "OPENAI_API_BASE", "resolve"]
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 ANTHROPIC_API_BASE = "https://api.anthropic.com"

@@ -9,7 +9,7 @@ event here; the provider adapters decide what it means.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse"]
@@ -108,7 +108,7 @@ class SSEDecoder:
         return None
 
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
     """The events of a byte stream, as an async iterator."""
     decoder = SSEDecoder()
     async for chunk in chunks:

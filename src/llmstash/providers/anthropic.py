@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -575,7 +575,7 @@ class AnthropicProvider:
         *,
         timeout: float,
         num_retries: int,
-    ) -> AsyncIterator[ModelResponseStream]:
+    ) -> AsyncGenerator[ModelResponseStream, None]:
         """A streamed message as OpenAI-shaped chunks. The request is built (and a bad
         parameter raised) at once; nothing is sent until the first ``__anext__``."""
         request = self._request(http, route, messages, params, stream=True, timeout=timeout)

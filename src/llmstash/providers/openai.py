@@ -7,7 +7,7 @@ them to the sending loop. Responses are decoded from bytes straight into the res
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -226,7 +226,7 @@ class OpenAIProvider:
         *,
         timeout: float,
         num_retries: int,
-    ) -> AsyncIterator[ModelResponseStream]:
+    ) -> AsyncGenerator[ModelResponseStream, None]:
         """A streamed chat completion, ending at ``[DONE]``. The request is built (and a bad
         parameter raised) at once; nothing is sent until the first ``__anext__``."""
         rest, extra_headers, extra_body = split_extras(params)
