@@ -26,9 +26,7 @@ __all__ = [
     "update_cache",
 ]
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = weakref.WeakKeyDictionary()
 
 
 def _settings() -> CallSettings:
@@ -127,7 +125,7 @@ def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
 
 async def aembedding(
     model: str,
-    input: Any = None,  # noqa: A002 - LiteLLM's keyword
+    input: Any = None,
     *,
     caching: bool | None = None,
     cache: Mapping[str, Any] | None = None,
@@ -163,7 +161,7 @@ async def aembedding(
     )
 
 
-def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:  # noqa: A002
+def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The sync twin of :func:`aembedding` (same arguments)."""
     settings = _settings()
 
@@ -193,7 +191,7 @@ def flush_callbacks(timeout: float | None = None) -> None:
 
 
 def enable_cache(
-    type: str = "local",  # noqa: A002 - LiteLLM's keyword
+    type: str = "local",
     host: str | None = None,
     port: int | str | None = None,
     password: str | None = None,
@@ -214,7 +212,7 @@ def enable_cache(
 
 
 def update_cache(
-    type: str = "local",  # noqa: A002 - LiteLLM's keyword
+    type: str = "local",
     host: str | None = None,
     port: int | str | None = None,
     password: str | None = None,

@@ -103,6 +103,7 @@ class _Call:
     stream: bool = False
     provider_name: str | None = None
     resolved_base: str | None = None
+    call_id: str | None = None
 
 
 class Client:
@@ -209,7 +210,7 @@ class Client:
         :func:`llmstash.acompletion` for the arguments."""
         return await self._complete(self._own_settings(), True, model, messages, **kwargs)
 
-    async def aembedding(self, model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:  # noqa: A002
+    async def aembedding(self, model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
         """Embeddings; see :func:`llmstash.aembedding` for the arguments."""
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
 
@@ -415,7 +416,7 @@ class Client:
         settings: CallSettings,
         is_async: bool,
         model: str,
-        input: Any = None,  # noqa: A002 - LiteLLM's keyword
+        input: Any = None,
         *,
         caching: bool | None = None,
         cache: Mapping[str, Any] | None = None,
@@ -603,7 +604,9 @@ class Client:
             start=start,
         )
 
-    def _route(self, call: _Call, call_type: Literal["chat", "embedding"]) -> tuple[Provider, Route]:
+    def _route(
+        self, call: _Call, call_type: Literal["chat", "embedding"]
+    ) -> tuple[Provider, Route]:
         provider, route = resolve(
             call.model,
             api_base=call.api_base,
@@ -620,6 +623,8 @@ class Client:
         return bool(settings.callbacks or settings.success_callback or settings.failure_callback)
 
     def _event_kwargs(self, call: _Call) -> dict[str, Any]:
+        if call.call_id is None:
+            call.call_id = str(uuid.uuid4())
         kwargs: dict[str, Any] = {
             "model": call.model,
             "optional_params": dict(call.params),
@@ -629,7 +634,7 @@ class Client:
             "custom_llm_provider": call.provider_name,
             "metadata": call.metadata,
             "litellm_params": {"metadata": call.metadata, "api_base": call.resolved_base},
-            "litellm_call_id": str(uuid.uuid4()),
+            "litellm_call_id": call.call_id,
             "start_time": datetime.fromtimestamp(call.start),
             "cache_key": call.key,
         }
@@ -854,8 +859,10 @@ def _check_inputs(value: Any) -> list[Any]:
         if all(isinstance(v, int) for v in value):
             return [list(value)]  # one tokenized input
         for i, v in enumerate(value):
-            ok = isinstance(v, str) and v or (
-                isinstance(v, list) and v and all(isinstance(t, int) for t in v)
+            ok = (
+                isinstance(v, str)
+                and v
+                or (isinstance(v, list) and v and all(isinstance(t, int) for t in v))
             )
             if not ok:
                 raise InvalidRequestError(

@@ -114,7 +114,10 @@ class APIError(LLMStashError):
         return f"{prefix}: {self.message}" + (f" [{where}]" if where else "")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, model={self.model!r}, llm_provider={self.llm_provider!r})"
+        return (
+            f"{type(self).__name__}({self.message!r}, model={self.model!r}, "
+            f"llm_provider={self.llm_provider!r})"
+        )
 
 
 class APIConnectionError(APIError):

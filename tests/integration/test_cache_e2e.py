@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -105,12 +106,17 @@ async def test_s_maxage(provider, any_cache):
 
 
 async def test_namespaces_are_separate(provider, any_cache):
-    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "a"})
-    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "b"})
-    await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": "a"})
-    assert provider.request_count == 2
-    await any_cache.aclear("a")
-    await any_cache.aclear("b")
+    a, b = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    try:
+        await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": a})
+        await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": b})
+        r = await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": a})
+        assert provider.request_count == 2
+        assert r._hidden_params["cache_key"].startswith(f"{a}:llmstash:v1:")
+    finally:
+        await any_cache.aflush_writes()
+        await any_cache.aclear(a)
+        await any_cache.aclear(b)
 
 
 async def test_errors_are_never_cached(provider, any_cache):
@@ -221,13 +227,19 @@ async def test_embeddings_cached_per_input(provider, any_cache):
 
 
 async def test_embedding_mock_response(any_cache):
-    r = await llmstash.aembedding(model="text-embedding-3-small", input=["q"], mock_response="0.5,0.25")
+    r = await llmstash.aembedding(
+        model="text-embedding-3-small", input=["q"], mock_response="0.5,0.25"
+    )
     assert r.data[0].embedding.tolist() == [0.5, 0.25]
 
 
 async def test_garbage_under_the_key_is_a_miss(provider, any_cache):
     key = any_cache.get_cache_key(**chat_kwargs(provider))
-    for garbage in (b"\xff\xfe not ours", b'{"id": 1, "choices": "nope"}', b"L\x01\x01" + b"\x00" * 12):
+    for garbage in (
+        b"\xff\xfe not ours",
+        b'{"id": 1, "choices": "nope"}',
+        b"L\x01\x01" + b"\x00" * 12,
+    ):
         any_cache.store({key: garbage}, None)
         await any_cache.aflush_writes()
         r = await llmstash.acompletion(**chat_kwargs(provider))
@@ -254,11 +266,14 @@ def test_sync_completion_hits_and_respects_call_types(provider):
 
 
 async def test_constructor_does_no_io_and_dead_redis_is_a_fast_miss(provider, llm, free_tcp_port):
-    cache = Cache(type="redis", host="127.0.0.1", port=str(free_tcp_port), socket_connect_timeout=0.2)
+    cache = Cache(
+        type="redis", host="127.0.0.1", port=str(free_tcp_port), socket_connect_timeout=0.2
+    )
     llmstash.cache = cache
     t0 = time.perf_counter()
-    for _ in range(8):
-        r = await llmstash.acompletion(**chat_kwargs(provider))
+    for i in range(8):
+        msgs = [{"role": "user", "content": f"question {i}"}]
+        r = await llmstash.acompletion(**chat_kwargs(provider, messages=msgs))
         assert r._hidden_params["cache_hit"] is False
     assert provider.request_count == 8
     assert cache.stats()["breaker_open"] is True

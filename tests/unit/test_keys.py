@@ -13,10 +13,26 @@ MSGS = [{"role": "user", "content": "hi"}]
 # Pinned keys: if one changes, cached entries written by an earlier release stop hitting.
 # Change them only together with KEY_VERSION.
 GOLDEN = [
-    ({"model": "gpt-4o-mini", "messages": MSGS}, None, "llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb"),
-    ({"model": "gpt-4o-mini", "messages": MSGS, "temperature": 0.2}, None, "llmstash:v1:97903e35e8a3f3963358551983e63ec919e18da3ad78a9103d7107155dd557aa"),
-    ({"model": "gpt-4o-mini", "messages": MSGS}, "tenant-a", "tenant-a:llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb"),
-    ({"model": "text-embedding-3-small", "input": "hello"}, None, "llmstash:v1:1eaf938762dade01d8b9d1f66a4120f1af7782850285651d202d6f78610f1731"),
+    (
+        {"model": "gpt-4o-mini", "messages": MSGS},
+        None,
+        "llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
+    ),
+    (
+        {"model": "gpt-4o-mini", "messages": MSGS, "temperature": 0.2},
+        None,
+        "llmstash:v1:97903e35e8a3f3963358551983e63ec919e18da3ad78a9103d7107155dd557aa",
+    ),
+    (
+        {"model": "gpt-4o-mini", "messages": MSGS},
+        "tenant-a",
+        "tenant-a:llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
+    ),
+    (
+        {"model": "text-embedding-3-small", "input": "hello"},
+        None,
+        "llmstash:v1:1eaf938762dade01d8b9d1f66a4120f1af7782850285651d202d6f78610f1731",
+    ),
 ]
 
 
@@ -89,7 +105,7 @@ def test_message_objects_key_like_dicts():
     as_obj = [Message(content="hi", role="user")]
     from llmstash.types import to_builtins
 
-    as_dict = [{k: v for k, v in to_builtins(as_obj[0]).items()}]
+    as_dict = [to_builtins(as_obj[0])]
     assert make_key({"model": "m", "messages": as_dict}) == make_key(
         {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     )

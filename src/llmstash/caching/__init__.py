@@ -114,7 +114,7 @@ class Cache:
 
     def __init__(
         self,
-        type: str = "local",  # noqa: A002 - LiteLLM's keyword
+        type: str = "local",
         host: str | None = None,
         port: int | str | None = None,
         password: str | None = None,
@@ -167,9 +167,7 @@ class Cache:
         self.namespace = namespace
         self.ttl = ttl if ttl is not None else default_in_redis_ttl
         self.mode: Literal["default_on", "default_off"] = mode_value
-        self.supported_call_types: frozenset[str] = frozenset(
-            getattr(t, "value", t) for t in types
-        )
+        self.supported_call_types: frozenset[str] = frozenset(getattr(t, "value", t) for t in types)
         self.lookup_timeout = lookup_timeout
         self.write_timeout = write_timeout
         self.redis_flush_size = redis_flush_size
@@ -311,14 +309,17 @@ class Cache:
             return [self._decode(k, get(k), max_age) for k in keys]
         raws: list[bytes | None] = [self._pending_writes.get(k) for k in keys]
         if self._tier is not None:
-            raws = [r if r is not None else self._tier.get_nowait(k) for r, k in zip(raws, keys)]
+            raws = [
+                r if r is not None else self._tier.get_nowait(k)
+                for r, k in zip(raws, keys, strict=True)
+            ]
         missing = [i for i, r in enumerate(raws) if r is None]
         if missing:
             fetched = await self._guarded_get([keys[i] for i in missing])
             if fetched:
-                for i, raw in zip(missing, fetched):
+                for i, raw in zip(missing, fetched, strict=True):
                     raws[i] = raw
-        return [self._decode(k, r, max_age) for k, r in zip(keys, raws)]
+        return [self._decode(k, r, max_age) for k, r in zip(keys, raws, strict=True)]
 
     async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
         if not self._breaker.allow():
@@ -336,9 +337,12 @@ class Cache:
         if scope.cancelled_caught:
             self._fail("lookup", TimeoutError(f"no answer within {self.lookup_timeout}s"))
             return None
+        if not isinstance(result, list) or len(result) != len(keys):
+            self._fail("lookup", TypeError("backend answered with the wrong number of values"))
+            return None
         self._ok()
         if self._tier is not None:
-            for k, raw in zip(keys, result):
+            for k, raw in zip(keys, result, strict=True):
                 if raw is not None:
                     self._tier.set_nowait(k, raw, ttl=self._tier_ttl)
         return result
@@ -524,8 +528,6 @@ def _redis_factory(
     def make_params() -> CacheBackend:
         from ._redis import RedisBackend
 
-        return RedisBackend.from_params(
-            host=the_host, port=port_num, password=password, **kwargs
-        )
+        return RedisBackend.from_params(host=the_host, port=port_num, password=password, **kwargs)
 
     return make_params

@@ -95,7 +95,9 @@ def decode(data: bytes) -> Entry:
             vec = _vector_decoder.decode(payload)
             if vec.typecode not in ("f", "d"):
                 raise CacheDataError("cache entry has an unknown vector type")
-            return Entry(kind, stored_at, (FloatVector.frombytes(vec.data, vec.typecode), vec.tokens))
+            return Entry(
+                kind, stored_at, (FloatVector.frombytes(vec.data, vec.typecode), vec.tokens)
+            )
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise CacheDataError(f"cache entry does not decode: {exc}") from exc
     raise CacheDataError(f"cache entry has an unknown kind {kind}")

@@ -1,0 +1,43 @@
+"""Never run: type-checked by mypy to keep the public API pleasant to use as users write it."""
+
+from __future__ import annotations
+
+import llmstash
+from llmstash import Client, ModelResponse
+from llmstash.caching import Cache
+from llmstash.exceptions import APIError, RateLimitError
+from llmstash.integrations.custom_logger import CustomLogger
+
+
+class MyLogger(CustomLogger):
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        self.hits = kwargs["cache_hit"]
+
+
+async def user_code() -> str | None:
+    llmstash.cache = Cache(type="redis", host="localhost", port="6379", password=None)
+    llmstash.cache = Cache()
+    llmstash.callbacks = [MyLogger()]
+    r: ModelResponse = await llmstash.acompletion(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        caching=True,
+        temperature=0.2,
+        cache={"ttl": 60, "namespace": "team-a"},
+    )
+    content: str | None = r.choices[0].message.content
+    _ = r["choices"][0]["message"]["content"]
+    e = await llmstash.aembedding(model="text-embedding-3-small", input=["a", "b"])
+    first: float = e.data[0].embedding[0]
+    _ = first
+    async with Client(cache=Cache(max_size=1000)) as client:
+        await client.acompletion(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    try:
+        llmstash.completion(model="claude-3-5-haiku-20241022", messages=[])
+    except RateLimitError as exc:
+        _ = exc.status_code
+    except APIError as exc:
+        _ = (exc.llm_provider, exc.model)
+    await llmstash.aflush_callbacks()
+    llmstash.disable_cache()
+    return content

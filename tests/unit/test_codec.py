@@ -1,0 +1,112 @@
+"""The stored format: round trips, compactness, and garbage rejected as CacheDataError."""
+
+from __future__ import annotations
+
+import array
+
+import msgspec
+import pytest
+
+from llmstash.caching._codec import (
+    KIND_CHAT,
+    KIND_EMBEDDING,
+    KIND_STREAM,
+    decode,
+    encode_chat,
+    encode_embedding,
+    encode_stream,
+)
+from llmstash.exceptions import CacheDataError
+from llmstash.types import (
+    ChatCompletionMessageToolCall,
+    Choices,
+    Delta,
+    FloatVector,
+    Function,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+    StreamingChoices,
+    Usage,
+)
+
+
+def make_response(text: str = "hello") -> ModelResponse:
+    return ModelResponse(
+        id="chatcmpl-1",
+        created=1700000000,
+        model="gpt-4o-mini",
+        choices=[
+            Choices(
+                message=Message(
+                    content=text,
+                    tool_calls=[
+                        ChatCompletionMessageToolCall(
+                            id="call_1", function=Function(name="f", arguments='{"a":1}')
+                        )
+                    ],
+                ),
+                finish_reason="tool_calls",
+            )
+        ],
+        usage=Usage(prompt_tokens=3, completion_tokens=5, total_tokens=8),
+    )
+
+
+def test_chat_round_trip_keeps_everything():
+    r = make_response()
+    entry = decode(encode_chat(r, 123.5))
+    assert entry.kind == KIND_CHAT and entry.stored_at == 123.5
+    assert entry.value == r
+    assert entry.value.model_dump() == r.model_dump()
+
+
+def test_hidden_params_are_not_stored():
+    r = make_response()
+    r._hidden_params = {"cache_hit": True}
+    assert decode(encode_chat(r, 0)).value._hidden_params == {}
+
+
+def test_stream_round_trip_keeps_chunk_boundaries():
+    chunks = [
+        ModelResponseStream(
+            id="c", created=1, model="m", choices=[StreamingChoices(delta=Delta(content=t))]
+        )
+        for t in ("a", "b", "c")
+    ]
+    entry = decode(encode_stream(chunks, 1.0))
+    assert entry.kind == KIND_STREAM and entry.value == chunks
+
+
+@pytest.mark.parametrize("typecode", ["f", "d"])
+def test_embedding_round_trip_is_bit_exact(typecode):
+    vec = FloatVector(array.array(typecode, [0.1, -2.5, 3.25]))
+    entry = decode(encode_embedding(vec, 7, 2.0))
+    assert entry.kind == KIND_EMBEDDING
+    got, tokens = entry.value
+    assert tokens == 7 and got.tobytes() == vec.tobytes() and got.typecode == typecode
+
+
+def test_stored_bytes_are_compact():
+    text = "word " * 200  # ~1 KB of content, a typical chat answer
+    r = make_response(text)
+    as_json = msgspec.json.encode(r)
+    assert len(encode_chat(r, 0)) < len(as_json)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"\xff\xfe\x00",
+        b'{"id": "x", "choices": []}',
+        b"L\x01\x09" + b"\x00" * 8 + b"\x80",  # unknown kind
+        b"L\x01\x01" + b"\x00" * 8 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
+        b"L\x01\x01" + b"\x00" * 8 + b"\xc1",  # invalid msgpack
+        b"L\x01\x03" + b"\x00" * 8 + msgspec.msgpack.encode(["x", b"abc", 1]),  # bad typecode
+        b"L\x01\x03" + b"\x00" * 8 + msgspec.msgpack.encode(["f", b"abc", 1]),  # torn vector
+    ],
+)
+def test_garbage_is_a_data_error(garbage):
+    with pytest.raises(CacheDataError):
+        decode(garbage)
