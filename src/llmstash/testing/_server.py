@@ -1,0 +1,466 @@
+"""The fake provider: a threaded HTTP/1.1 server on 127.0.0.1 that counts what it receives."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import socket
+import socketserver
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from llmstash.testing._wire import (
+    InvalidRequest,
+    anthropic_answer,
+    anthropic_error,
+    anthropic_message,
+    anthropic_stream,
+    embeddings,
+    openai_answer,
+    openai_chat,
+    openai_chat_stream,
+    openai_error,
+    reason_phrase,
+)
+
+__all__ = ["FakeProvider", "RecordedRequest"]
+
+_OPENAI_PATHS = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+}
+_AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
+_ANTHROPIC_PATH = "/v1/messages"
+_ADMIN_PREFIX = "/_fake/"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the fake provider received it.
+
+    ``headers`` has lower-cased names; ``json`` is the decoded body, or ``None`` when the body
+    is empty or not JSON.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Failure:
+    status: int
+    retry_after: float | None
+    body: bytes | str | Mapping[str, Any] | None
+
+
+class FakeProvider:
+    """A real HTTP server on 127.0.0.1 speaking the OpenAI, Azure OpenAI and Anthropic formats.
+
+    It answers chat completions (plain, streamed, with tool calls) and embeddings
+    deterministically from the request, checks what the real services check (API keys,
+    ``api-version``, ``anthropic-version``, Anthropic's ``max_tokens`` and roles) and answers
+    mistakes with the provider's own error bodies. It counts and records every request, so a
+    test can prove that a cache hit left the server at one request, and it can be told to fail
+    or hang the next requests.
+
+    Each connection is served by its own daemon thread with keep-alive, so 100+ concurrent
+    clients are fine. ``latency`` (seconds, settable at any time) is added before every answer,
+    before the first byte of a stream. ``port=0`` picks a free port. ``record=False`` keeps only
+    the count, for long runs such as benchmarks.
+
+    Limits: one choice per answer (``n`` is ignored), ``max_tokens`` never truncates, and tokens
+    are whitespace-separated words.
+    """
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        embedding_dim: int = 8,
+        *,
+        port: int = 0,
+        record: bool = True,
+    ) -> None:
+        self.latency = latency
+        self.embedding_dim = embedding_dim
+        self._port = port
+        self._record = record
+        self._lock = threading.Lock()
+        self._count = 0
+        self._requests: list[RecordedRequest] = []
+        self._failures: deque[_Failure] = deque()
+        self._hangs: deque[float] = deque()
+        self._reply: str | None = None
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeProvider:
+        """Bind 127.0.0.1 and serve from a daemon thread; return ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError("FakeProvider is already running")
+        self._stopping.clear()
+        handler = functools.partial(_Handler, fake=self)
+        self._httpd = _HTTPServer(("127.0.0.1", self._port), handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="llmstash-fake-provider",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end open connections and hangs, and close the socket. Idempotent."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        self._httpd = self._thread = None
+        self._stopping.set()
+        httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        thread.join()
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``; the server must be running."""
+        if self._httpd is None:
+            raise RuntimeError("FakeProvider is not running; call start() first")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def openai_base(self) -> str:
+        """The OpenAI base URL: ``url + "/v1"``, as OpenAI's own base includes ``/v1``."""
+        return self.url + "/v1"
+
+    @property
+    def azure_base(self) -> str:
+        """The Azure OpenAI base URL: the resource root, ``url``."""
+        return self.url
+
+    @property
+    def anthropic_base(self) -> str:
+        """The Anthropic base URL: the root, ``url`` (requests go to ``/v1/messages``)."""
+        return self.url
+
+    @property
+    def request_count(self) -> int:
+        """Requests received since creation or the last :meth:`reset`, whatever their answer."""
+        with self._lock:
+            return self._count
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests received, oldest first (empty when ``record=False``)."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Clear the count, the records, pending failures and hangs, and the fixed reply."""
+        with self._lock:
+            self._count = 0
+            self._requests.clear()
+            self._failures.clear()
+            self._hangs.clear()
+            self._reply = None
+
+    def fail_next(
+        self,
+        status: int = 429,
+        count: int = 1,
+        retry_after: float | None = None,
+        body: bytes | str | Mapping[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests with ``status``, whatever they ask.
+
+        The body is in the format of the provider addressed (Anthropic: ``rate_limit_error``
+        for 429, ``overloaded_error`` for 529, ``api_error`` for 500, ...), unless ``body`` is
+        given: bytes or text sent as they are, a mapping encoded as JSON. ``retry_after``
+        (seconds) sets the ``Retry-After`` header. Calls queue up in order.
+        """
+        with self._lock:
+            self._failures.extend([_Failure(status, retry_after, body)] * count)
+
+    def hang_next(self, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` requests wait ``seconds`` before their answer (or until
+        :meth:`stop`), for timeout tests."""
+        with self._lock:
+            self._hangs.extend([seconds] * count)
+
+    def set_reply(self, text: str | None) -> None:
+        """Answer every chat request with ``text``; ``None`` restores the echo.
+
+        A request that calls a tool still gets its tool call.
+        """
+        with self._lock:
+            self._reply = text
+
+    def _admit(self, request: RecordedRequest) -> tuple[float, _Failure | None, str | None]:
+        """Count and record a request; take what it must suffer: a hang, a failure."""
+        with self._lock:
+            self._count += 1
+            if self._record:
+                self._requests.append(request)
+            hang = self._hangs.popleft() if self._hangs else 0.0
+            failure = self._failures.popleft() if self._failures else None
+            return hang, failure, self._reply
+
+    def _track(self, connection: socket.socket, is_open: bool) -> None:
+        with self._lock:
+            if is_open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can stall on a poor resolver.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client went away, or stop() ended the connection
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def __init__(
+        self,
+        request: Any,
+        client_address: Any,
+        server: socketserver.BaseServer,
+        *,
+        fake: FakeProvider,
+    ) -> None:
+        self.fake = fake
+        super().__init__(request, client_address, server)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay silent: a line on stderr per request would cost more than the answer."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.fake._track(self.connection, False)
+        super().finish()
+
+    def do_POST(self) -> None:
+        path, _, query = self.path.partition("?")
+        body = self._read_body()
+        if path.startswith(_ADMIN_PREFIX):
+            self._admin(path)
+            return
+        request = RecordedRequest(
+            method=self.command,
+            path=path,
+            query=dict(parse_qsl(query, keep_blank_values=True)),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+            json=_decode(body),
+        )
+        hang, failure, reply = self.fake._admit(request)
+        if (hang and self.fake._stopping.wait(hang)) or (
+            self.fake.latency and self.fake._stopping.wait(self.fake.latency)
+        ):
+            self.close_connection = True
+            return
+        anthropic = path.startswith(_ANTHROPIC_PATH)
+        try:
+            if failure is not None:
+                self._fail(failure, anthropic)
+            else:
+                self._answer(request, reply)
+        except InvalidRequest as exc:
+            if anthropic:
+                self._send(exc.status, anthropic_error(exc.status, exc.message))
+            else:
+                self._send(exc.status, openai_error(exc.status, exc.message, param=exc.param))
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+
+    def _answer(self, request: RecordedRequest, reply: str | None) -> None:
+        headers = request.headers
+        if request.path == _ANTHROPIC_PATH:
+            _require_post(request)
+            if not headers.get("x-api-key"):
+                raise InvalidRequest("x-api-key header is required", status=401)
+            if not headers.get("anthropic-version"):
+                raise InvalidRequest("anthropic-version: header is required")
+            body = _json_object(request)
+            answer = anthropic_answer(body, reply=reply)
+            if body.get("stream") is True:
+                self._stream(anthropic_stream(answer))
+            else:
+                self._send(200, anthropic_message(answer))
+            return
+        deployment = None
+        endpoint = _OPENAI_PATHS.get(request.path)
+        if endpoint is None:
+            match = _AZURE_PATH.fullmatch(request.path)
+            if match is None:
+                raise InvalidRequest(f"Unknown path {request.path!r}.", status=404)
+            deployment, endpoint = match.groups()
+            _require_post(request)
+            if "api-version" not in request.query:
+                raise InvalidRequest("Resource not found", status=404)
+            if not (headers.get("api-key") or _bearer(headers)):
+                raise InvalidRequest(
+                    "Access denied due to missing subscription key. Make sure to include the "
+                    "subscription key in the api-key header.",
+                    status=401,
+                )
+        else:
+            _require_post(request)
+            if not _bearer(headers):
+                raise InvalidRequest(
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    status=401,
+                )
+        body = _json_object(request)
+        if endpoint == "embeddings":
+            self._send(200, embeddings(body, model=deployment, default_dim=self.fake.embedding_dim))
+            return
+        answer = openai_answer(body, model=deployment, reply=reply)
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            self._stream(openai_chat_stream(answer, include_usage=include_usage))
+        else:
+            self._send(200, openai_chat(answer))
+
+    def _fail(self, failure: _Failure, anthropic: bool) -> None:
+        status = failure.status
+        if isinstance(failure.body, bytes):
+            body = failure.body
+        elif isinstance(failure.body, str):
+            body = failure.body.encode()
+        elif failure.body is not None:
+            body = msgspec.json.encode(failure.body)
+        else:
+            message = f"{reason_phrase(status)} (injected by FakeProvider)"
+            body = anthropic_error(status, message) if anthropic else openai_error(status, message)
+        headers = []
+        if failure.retry_after is not None:
+            headers.append(("Retry-After", f"{failure.retry_after:g}"))
+        self._send(status, body, headers)
+
+    def _admin(self, path: str) -> None:
+        """Out-of-band control for a server in another process; neither counted nor recorded."""
+        if path == "/_fake/stats":
+            self._send(200, msgspec.json.encode({"request_count": self.fake.request_count}))
+        elif path == "/_fake/reset":
+            self.fake.reset()
+            self._send(200, b"{}")
+        else:
+            self._send(404, openai_error(404, f"Unknown path {path!r}."))
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";", 1)[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        lines = [
+            f"HTTP/1.1 {status} {reason_phrase(status)}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in headers)
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _stream(self, events: Iterator[bytes]) -> None:
+        """Send SSE events as chunked transfer encoding, one write per event, so each reaches
+        the client as it is produced and the connection stays open for the next request."""
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/event-stream; charset=utf-8\r\n"
+            "Cache-Control: no-cache\r\n"
+            "Transfer-Encoding: chunked\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode("latin-1") + b"\r\n")
+        for event in events:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _decode(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
+def _json_object(request: RecordedRequest) -> dict[str, Any]:
+    if not isinstance(request.json, dict):
+        raise InvalidRequest("We could not parse the JSON body of your request.")
+    return request.json
+
+
+def _require_post(request: RecordedRequest) -> None:
+    if request.method != "POST":
+        raise InvalidRequest(f"Method {request.method} not allowed.", status=405)
+
+
+def _bearer(headers: Mapping[str, str]) -> bool:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
