@@ -291,14 +291,14 @@ class Client:
         else:
             raise InvalidRequestError("cache key collision: entry is not a chat response")
         hit = not joined
-        saved = completion_cost(call.model, response.usage)
         response._hidden_params = {
             "cache_hit": hit,
             "cache_key": call.key,
-            "response_cost": 0.0 if hit else saved,
+            "response_cost": 0.0 if hit else completion_cost(call.model, response.usage),
         }
         if self._has_hooks(call.settings):
-            self._success(call, response, cache_hit=hit, saved_cost=saved)
+            saved = completion_cost(call.model, response.usage)
+            self._success(call, response, cache_hit=hit, cost=saved, saved_cost=saved)
         return response
 
     async def _chat_miss(self, call: _Call, mock_response: Any, *, lead: bool) -> ModelResponse:
@@ -557,19 +557,21 @@ class Client:
     ) -> _Call:
         if controls is not None and not isinstance(controls, Mapping):
             raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
-        ttl = params.pop("ttl", None)
-        metadata = params.pop("metadata", None)
-        if "request_timeout" in params and timeout is None:
-            timeout = params["request_timeout"]
-        if "max_retries" in params and num_retries is None:
-            num_retries = params["max_retries"]
-        provider_hint = params.get("custom_llm_provider")
-        if provider_hint and "/" not in model and provider_hint in _KNOWN_PREFIXES:
-            model = f"{provider_hint}/{model}"
-        for name in _LOCAL_PARAMS.intersection(params):
-            del params[name]
-        for name in [k for k, v in params.items() if v is None]:
-            del params[name]
+        ttl = metadata = None
+        if params:
+            ttl = params.pop("ttl", None)
+            metadata = params.pop("metadata", None)
+            if "request_timeout" in params and timeout is None:
+                timeout = params["request_timeout"]
+            if "max_retries" in params and num_retries is None:
+                num_retries = params["max_retries"]
+            provider_hint = params.get("custom_llm_provider")
+            if provider_hint and "/" not in model and provider_hint in _KNOWN_PREFIXES:
+                model = f"{provider_hint}/{model}"
+            for name in _LOCAL_PARAMS.intersection(params):
+                del params[name]
+            for name in [k for k, v in params.items() if v is None]:
+                del params[name]
         if controls and "ttl" in controls:
             ttl = controls["ttl"]
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):

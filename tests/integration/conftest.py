@@ -29,17 +29,23 @@ async def llm() -> AsyncIterator[None]:
     await _api._aclose_client()
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "cluster"])
 async def any_cache(request: pytest.FixtureRequest, llm: None) -> AsyncIterator[Cache]:
-    """A fresh cache on each backend, installed as ``llmstash.cache``; Redis entries live
-    under a unique namespace on the shared server and are removed afterwards."""
+    """A fresh cache on each backend (memory, the shared Redis, a private 3-master cluster),
+    installed as ``llmstash.cache``; Redis entries live under a unique namespace and are
+    removed afterwards."""
+    namespace = f"test-{uuid.uuid4().hex}"
     if request.param == "local":
         cache = Cache()
-    else:
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
-        cache = Cache(type="redis", url=url, namespace=f"test-{uuid.uuid4().hex}")
+        cache = Cache(type="redis", url=url, namespace=namespace)
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        cache = Cache(type="redis", redis_startup_nodes=cluster.startup_nodes, namespace=namespace)
     llmstash.cache = cache
     yield cache
     await cache.aflush_writes()
     if cache.type == "redis":
         await cache.aclear()
+    await cache.aclose()

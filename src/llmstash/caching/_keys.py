@@ -78,7 +78,11 @@ def _drop_none(value: Any) -> Any:
 
 def canonical_json(fields: dict[str, Any]) -> bytes:
     """Canonical bytes for ``fields``: sorted keys at every level, ``None`` values dropped."""
-    return _encoder.encode(_drop_none(fields))
+    data = _encoder.encode(fields)
+    # Nested None values are rare; only when the JSON could hold one is the tree rewritten.
+    if b"null" in data:
+        data = _encoder.encode(_drop_none(fields))
+    return data
 
 
 def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
