@@ -1,0 +1,181 @@
+"""In-process cache storage: an LRU dictionary bounded by entries and bytes, with per-entry TTL."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from llmstash._config import DEFAULT_MEMORY_MAX_BYTES, DEFAULT_MEMORY_MAX_SIZE
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryBackend:
+    """A :class:`~llmstash.caching._backend.CacheBackend` that keeps entries in this process.
+
+    Entries live in an ``OrderedDict`` in least-recently-used order: a hit moves its entry to the
+    end, and a store evicts from the front until at most ``max_size`` entries and ``max_bytes``
+    bytes remain. The size of an entry is ``len(value) + len(key)`` (bytes of the value plus
+    characters of the key); an entry larger than ``max_bytes`` on its own is not stored, and
+    storing it removes any older value under the same key. Python's per-object overhead is not
+    counted, so real memory use is somewhat above ``max_bytes``.
+
+    Expired entries are misses and are removed when next looked up (or evicted as the least
+    recently used); there is no background task. ``clock`` gives the time in seconds and may be
+    replaced in tests.
+
+    Not thread-safe: meant for one event loop, where each method runs without yielding.
+    """
+
+    __slots__ = (
+        "_bytes",
+        "_clock",
+        "_data",
+        "_evictions",
+        "_expired",
+        "_hits",
+        "_leases",
+        "_max_bytes",
+        "_max_size",
+        "_misses",
+    )
+
+    is_local: bool = True
+    """Lookups never wait on I/O."""
+
+    def __init__(
+        self,
+        max_size: int = DEFAULT_MEMORY_MAX_SIZE,
+        max_bytes: int = DEFAULT_MEMORY_MAX_BYTES,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_size < 1 or max_bytes < 1:
+            raise ValueError("max_size and max_bytes must be positive")
+        self._max_size = max_size
+        self._max_bytes = max_bytes
+        self._clock = clock
+        # key -> (value, deadline); deadline is None for entries that never expire.
+        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._leases: dict[str, float] = {}
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0
+        self._expired = 0
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """The value stored under ``key``, or ``None``; synchronous, for the cache's hot path."""
+        entry = self._data.get(key)
+        if entry is not None:
+            value, deadline = entry
+            if deadline is None or deadline > self._clock():
+                self._data.move_to_end(key)
+                self._hits += 1
+                return value
+            del self._data[key]
+            self._bytes -= len(value) + len(key)
+            self._expired += 1
+        self._misses += 1
+        return None
+
+    async def get(self, key: str) -> bytes | None:
+        """The value stored under ``key``, or ``None``."""
+        return self.get_nowait(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values for ``keys``, in order, ``None`` where absent."""
+        get = self.get_nowait
+        return [get(key) for key in keys]
+
+    def set_nowait(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` for ``ttl`` seconds (``None``: no expiry); synchronous.
+
+        With ``ttl <= 0`` the value expires at once: nothing is stored and an older value under
+        ``key`` is removed.
+        """
+        self._put(((key, value),), ttl)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` for ``ttl`` seconds, as :meth:`set_nowait` does."""
+        self._put(((key, value),), ttl)
+
+    async def set_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
+        """Store every item with the same ``ttl``, as :meth:`set_nowait` does."""
+        self._put(items.items(), ttl)
+
+    async def delete(self, *keys: str) -> int:
+        """Remove ``keys``; return how many held a live (unexpired) entry."""
+        now = self._clock()
+        removed = 0
+        for key in keys:
+            entry = self._pop(key)
+            if entry is not None and (entry[1] is None or entry[1] > now):
+                removed += 1
+        return removed
+
+    async def clear(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix`` (all keys for ``""``); return how many
+        were live."""
+        return await self.delete(*[key for key in self._data if key.startswith(prefix)])
+
+    async def ping(self) -> bool:
+        """Always true: there is nothing to reach."""
+        return True
+
+    async def aclose(self) -> None:
+        """Nothing to release; entries stay usable, since the store belongs to no event loop."""
+
+    async def acquire_lease(self, key: str, ttl: float) -> bool:
+        """Take the lease ``key`` for ``ttl`` seconds unless a live one is held; True if taken.
+
+        Leases are kept apart from cached entries and do not count towards the bounds.
+        """
+        now = self._clock()
+        deadline = self._leases.get(key)
+        if deadline is not None and deadline > now:
+            return False
+        self._leases[key] = now + ttl
+        return True
+
+    async def release_lease(self, key: str) -> None:
+        """Give the lease ``key`` back (a no-op if it is not held)."""
+        self._leases.pop(key, None)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since creation: ``entries``, ``bytes`` (as bounded by ``max_bytes``),
+        ``hits``, ``misses``, ``evictions`` (by the LRU bounds) and ``expired`` (found expired)."""
+        return {
+            "entries": len(self._data),
+            "bytes": self._bytes,
+            "hits": self._hits,
+            "misses": self._misses,
+            "evictions": self._evictions,
+            "expired": self._expired,
+        }
+
+    def _put(self, items: Iterable[tuple[str, bytes]], ttl: float | None) -> None:
+        if ttl is not None and ttl <= 0:
+            for key, _ in items:
+                self._pop(key)
+            return
+        deadline = None if ttl is None else self._clock() + ttl
+        data = self._data
+        for key, value in items:
+            self._pop(key)
+            size = len(value) + len(key)
+            if size > self._max_bytes:
+                continue
+            data[key] = (value, deadline)
+            self._bytes += size
+            while len(data) > self._max_size or self._bytes > self._max_bytes:
+                old_key, (old_value, _) = data.popitem(last=False)
+                self._bytes -= len(old_value) + len(old_key)
+                self._evictions += 1
+
+    def _pop(self, key: str) -> tuple[bytes, float | None] | None:
+        entry = self._data.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[0]) + len(key)
+        return entry
