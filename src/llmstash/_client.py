@@ -26,6 +26,7 @@ from .caching._codec import (
     decode,
     encode_chat,
     encode_embedding,
+    encode_entry,
     encode_stream,
 )
 from .exceptions import ClientClosedError, InvalidRequestError
@@ -104,6 +105,7 @@ class _Call:
     provider_name: str | None = None
     resolved_base: str | None = None
     call_id: str | None = None
+    flight: asyncio.Future[bytes | Exception | None] | None = None
 
 
 class Client:
@@ -265,18 +267,32 @@ class Client:
             entry = await c.alookup(call.key, max_age) if found is False else found
             if entry is not None:
                 return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[union-attr]
-            if not call.stream:
-                flight = self._flights.get(call.key)
-                if flight is not None:
-                    shared = await asyncio.shield(flight)
-                    if isinstance(shared, Exception):
-                        raise shared
-                    if shared is not None:
-                        entry = decode(shared)
-                        return self._chat_hit(call, entry.kind, entry.value, joined=True)
+            flight = self._flights.get(call.key)
+            if flight is not None:
+                shared = await asyncio.shield(flight)
+                if isinstance(shared, Exception):
+                    raise shared
+                if shared is not None:
+                    entry = decode(shared)
+                    return self._chat_hit(call, entry.kind, entry.value, joined=True)
+            self._lead_flight(call)
         if call.stream:
             return await self._stream_miss(call, mock_response)
-        return await self._chat_miss(call, mock_response, lead=not no_cache)
+        return await self._chat_miss(call, mock_response)
+
+    def _lead_flight(self, call: _Call) -> None:
+        """Make this call the one provider request that identical concurrent misses await."""
+        if call.key is not None and call.key not in self._flights:
+            call.flight = self._flights[call.key] = asyncio.get_running_loop().create_future()
+
+    def _land_flight(self, call: _Call, outcome: bytes | Exception | None) -> None:
+        """Hand followers the stored bytes, the error, or ``None`` (make your own call)."""
+        flight = call.flight
+        if flight is not None:
+            call.flight = None
+            if self._flights.get(call.key or "") is flight:
+                del self._flights[call.key or ""]
+            flight.set_result(outcome)
 
     def _chat_hit(self, call: _Call, kind: int, value: Any, *, joined: bool = False) -> Any:
         if kind == KIND_STREAM:
@@ -301,18 +317,21 @@ class Client:
             self._success(call, response, cache_hit=hit, cost=saved, saved_cost=saved)
         return response
 
-    async def _chat_miss(self, call: _Call, mock_response: Any, *, lead: bool) -> ModelResponse:
+    async def _chat_miss(self, call: _Call, mock_response: Any) -> ModelResponse:
         key = call.key
-        flight: asyncio.Future[bytes | Exception | None] | None = None
-        if key is not None and lead and key not in self._flights:
-            flight = asyncio.get_running_loop().create_future()
-            self._flights[key] = flight
-        # What followers of this flight get: the stored bytes, the error, or None (retry).
         outcome: bytes | Exception | None = None
+        leased = False
         try:
             if mock_response is not None:
                 response = _mock_chat(call, mock_response)
             else:
+                if key is not None and call.cache is not None and call.cache.lease is not None:
+                    leased = await call.cache.aacquire_lease(key)
+                    if not leased:
+                        entry = await call.cache.await_entry(key)
+                        if entry is not None and entry.kind in (KIND_CHAT, KIND_STREAM):
+                            outcome = encode_entry(entry)
+                            return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[no-any-return]
                 response = await self._call_provider(call)
             if key is not None:
                 outcome = encode_chat(response, time.time())
@@ -325,9 +344,9 @@ class Client:
                     self._failure(call, exc)
             raise
         finally:
-            if flight is not None:
-                del self._flights[key]  # type: ignore[arg-type]
-                flight.set_result(outcome)
+            self._land_flight(call, outcome)
+            if leased:
+                await call.cache.arelease_lease(key)  # type: ignore[union-attr, arg-type]
         cost = completion_cost(call.model, response.usage)
         response._hidden_params = {
             "cache_hit": False,
@@ -361,28 +380,32 @@ class Client:
         )
 
     async def _stream_miss(self, call: _Call, mock_response: Any) -> AsyncStream:
-        source: AsyncIterator[ModelResponseStream]
-        if mock_response is not None:
-            source = _replay(response_to_chunks(_mock_chat(call, mock_response)))
-        else:
-            provider, route = self._route(call, "chat")
-            if call.settings.callbacks:
-                self._dispatcher.pre_call(
-                    call.settings.callbacks,
-                    call.model,
+        try:
+            source: AsyncIterator[ModelResponseStream]
+            if mock_response is not None:
+                source = _replay(response_to_chunks(_mock_chat(call, mock_response)))
+            else:
+                provider, route = self._route(call, "chat")
+                if call.settings.callbacks:
+                    self._dispatcher.pre_call(
+                        call.settings.callbacks,
+                        call.model,
+                        call.messages,
+                        self._event_kwargs(call),
+                        is_async=call.is_async,
+                    )
+                assert call.messages is not None
+                source = provider.chat_stream(
+                    self.http,
+                    route,
                     call.messages,
-                    self._event_kwargs(call),
-                    is_async=call.is_async,
+                    call.params,
+                    timeout=call.timeout,
+                    num_retries=call.num_retries,
                 )
-            assert call.messages is not None
-            source = provider.chat_stream(
-                self.http,
-                route,
-                call.messages,
-                call.params,
-                timeout=call.timeout,
-                num_retries=call.num_retries,
-            )
+        except BaseException as exc:
+            self._land_flight(call, exc if isinstance(exc, Exception) else None)
+            raise
         stream = AsyncStream(self, call, source, hit=False)
         await stream._prime()
         return stream
@@ -392,9 +415,13 @@ class Client:
     ) -> ModelResponse | None:
         """A stream was read to its end: store it (on a miss) and report success."""
         if not chunks:
+            self._land_flight(call, None)
             return None
-        if not hit and call.key is not None and not call.no_store and call.cache is not None:
-            call.cache.store({call.key: encode_stream(chunks, time.time())}, call.ttl)
+        if not hit and call.key is not None:
+            data = encode_stream(chunks, time.time())
+            if not call.no_store and call.cache is not None:
+                call.cache.store({call.key: data}, call.ttl)
+            self._land_flight(call, data)
         response = assemble_chunks(chunks)
         cost = completion_cost(call.model, response.usage)
         response._hidden_params = {
@@ -768,6 +795,9 @@ class AsyncStream:
     def _fail(self, exc: BaseException) -> None:
         if not self._done:
             self._done = True
+            # Followers share an error raised before any chunk; after that they retry alone.
+            shared = exc if isinstance(exc, Exception) and not self._chunks else None
+            self._client._land_flight(self._call, shared)
             if isinstance(exc, Exception) and Client._has_hooks(self._call.settings):
                 self._client._failure(self._call, exc)
 
@@ -775,9 +805,16 @@ class AsyncStream:
         """Stop early: close the HTTP response; nothing is stored."""
         if not self._done:
             self._done = True
+            self._client._land_flight(self._call, None)
             aclose = getattr(self._source, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def __del__(self) -> None:
+        # A stream dropped unread must not keep identical calls waiting for it.
+        call = getattr(self, "_call", None)
+        if call is not None and call.flight is not None and not call.flight.done():
+            self._client._land_flight(call, None)
 
     async def __aenter__(self) -> AsyncStream:
         return self

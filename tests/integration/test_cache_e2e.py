@@ -294,3 +294,39 @@ async def test_redis_env_fallback(monkeypatch, provider, llm, redis_url):
     r = await llmstash.acompletion(**chat_kwargs(provider))
     assert r._hidden_params["cache_hit"] is True
     await cache.aclear()
+
+
+async def test_single_flight_streams_every_waiter_gets_the_whole_stream(provider, any_cache):
+    provider.latency = 0.05
+
+    async def read_stream():
+        stream = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+        return [c async for c in stream]
+
+    async def plain():
+        return await llmstash.acompletion(**chat_kwargs(provider))
+
+    try:
+        results = await asyncio.gather(*[read_stream() for _ in range(20)], plain())
+    finally:
+        provider.latency = 0.0
+    assert provider.request_count == 1
+    streams, response = results[:-1], results[-1]
+    assert all(s == streams[0] for s in streams) and len(streams[0]) > 2
+    assert response.choices[0].message.content == "Echo: what is a cache?"
+
+
+async def test_single_flight_followers_recover_when_the_leader_abandons(provider, any_cache):
+    provider.latency = 0.05
+    leader = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+    followers = [
+        asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(3)
+    ]
+    await asyncio.sleep(0.01)
+    await leader.aclose()
+    try:
+        results = await asyncio.gather(*followers)
+    finally:
+        provider.latency = 0.0
+    assert all(r.choices[0].message.content == "Echo: what is a cache?" for r in results)
+    assert provider.request_count >= 2  # the abandoned stream was not shared or stored

@@ -150,3 +150,27 @@ def test_sync_call_against_a_dead_redis_is_bounded(provider, free_tcp_port):
             assert r.choices[0].message.content == f"Echo: sync dead {i}"
     finally:
         llmstash.cache = None
+
+
+async def test_lease_makes_workers_share_one_call(provider, llm, redis_url):
+    """Two Clients with their own Cache objects stand for two processes sharing a Redis."""
+    namespace = f"lease-{time.time_ns()}"
+    caches = [Cache(type="redis", url=redis_url, namespace=namespace, lease=2.0) for _ in range(2)]
+    clients = [llmstash.Client(cache=c) for c in caches]
+    provider.latency = 0.1
+    try:
+        calls = [
+            client.acompletion(**chat(provider, "leased question"))
+            for client in clients
+            for _ in range(5)
+        ]
+        results = await asyncio.gather(*calls)
+    finally:
+        provider.latency = 0.0
+        for client in clients:
+            await client.aclose()
+        await caches[0].aclear()
+        for cache in caches:
+            await cache.aclose()
+    assert provider.request_count == 1
+    assert len({r.id for r in results}) == 1

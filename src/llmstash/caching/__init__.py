@@ -109,6 +109,10 @@ class Cache:
     latency budget (``lookup_timeout`` seconds), and after ``breaker_threshold`` consecutive
     failures the cache stops asking for ``breaker_reset`` seconds, then probes again.
 
+    Concurrent identical misses in one process always share one provider call. ``lease=s``
+    extends that across processes sharing a Redis: the first takes a lease (SET NX) for at most
+    ``s`` seconds; the others poll for its answer for up to ``s`` seconds, then make their own.
+
     ``cache.get_cache_key(**call_kwargs)`` computes a key and may be replaced by assignment.
     """
 
@@ -138,6 +142,7 @@ class Cache:
         breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
         breaker_reset: float = DEFAULT_BREAKER_RESET,
         redis_flush_size: int | None = None,
+        lease: float | None = None,
         **kwargs: Any,
     ) -> None:
         cache_type = getattr(type, "value", type)
@@ -162,6 +167,7 @@ class Cache:
             )
         _check_ttl(ttl, "ttl")
         _check_ttl(default_in_memory_ttl, "default_in_memory_ttl")
+        _check_ttl(lease, "lease")
 
         self.type: str = cache_type
         self.namespace = namespace
@@ -171,6 +177,7 @@ class Cache:
         self.lookup_timeout = lookup_timeout
         self.write_timeout = write_timeout
         self.redis_flush_size = redis_flush_size
+        self.lease = lease or None
         self._breaker = _Breaker(breaker_threshold, breaker_reset, time.monotonic)
         self._failing = False
         self._pending_writes: dict[str, bytes] = {}
@@ -393,6 +400,44 @@ class Cache:
         """Wait until background writes started so far have finished (or failed)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- cross-process single-flight --------------------------------------------------------
+
+    async def aacquire_lease(self, key: str) -> bool:
+        """Take the cross-process lease for ``key``; True also when leasing is off or fails
+        (then every process makes its own call, as without a lease)."""
+        acquire = getattr(self.backend, "acquire_lease", None)
+        if self.lease is None or acquire is None or not self._breaker.allow():
+            return True
+        try:
+            with anyio.move_on_after(self.lookup_timeout):
+                return bool(await acquire(f"{key}:lease", self.lease))
+        except Exception as exc:
+            self._fail("lease", exc)
+        return True
+
+    async def arelease_lease(self, key: str) -> None:
+        """Give back a lease taken by :meth:`aacquire_lease`; failures are logged only."""
+        release = getattr(self.backend, "release_lease", None)
+        if self.lease is None or release is None:
+            return
+        try:
+            with anyio.move_on_after(self.write_timeout):
+                await release(f"{key}:lease")
+        except Exception as exc:
+            self._fail("lease release", exc)
+
+    async def await_entry(self, key: str) -> Entry | None:
+        """Poll for ``key`` while another process holds its lease, up to ``lease`` seconds."""
+        deadline = time.monotonic() + (self.lease or 0.0)
+        delay = 0.01
+        while time.monotonic() < deadline:
+            await anyio.sleep(delay)
+            entry = await self.alookup(key)
+            if entry is not None:
+                return entry
+            delay = min(delay * 2, 0.1)
+        return None
 
     # -- management ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ __all__ = [
     "decode",
     "encode_chat",
     "encode_embedding",
+    "encode_entry",
     "encode_stream",
 ]
 
@@ -75,6 +76,13 @@ def encode_embedding(vector: FloatVector, tokens: int, stored_at: float) -> byte
     """Bytes for one input's embedding (packed floats) and its share of the prompt tokens."""
     payload = _chat_encoder.encode(_Vector(vector.typecode, vector.tobytes(), tokens))
     return _pack(KIND_EMBEDDING, stored_at, payload)
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """Bytes for a decoded chat or stream entry (to hand one entry to several callers)."""
+    if entry.kind == KIND_STREAM:
+        return encode_stream(entry.value, entry.stored_at)
+    return encode_chat(entry.value, entry.stored_at)
 
 
 def decode(data: bytes) -> Entry:
