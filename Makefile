@@ -1,6 +1,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CODE := $(wildcard $(CODE))
 
 .PHONY: install lint check test demo bench clean
 
@@ -12,12 +13,12 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 
 lint: install
-	$(BIN)/ruff check --fix src tests examples benchmarks
-	$(BIN)/ruff format src tests examples benchmarks
+	$(BIN)/ruff check --fix $(CODE)
+	$(BIN)/ruff format $(CODE)
 
 check: install
-	$(BIN)/ruff format --check src tests examples benchmarks
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/ruff check $(CODE)
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests/typing
 
