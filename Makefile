@@ -1,7 +1,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CODE := $(wildcard $(CODE))
+CODE := $(wildcard src tests examples benchmarks)
 
 .PHONY: install lint check test demo bench clean
 
