@@ -1,0 +1,90 @@
+"""Bad input fails fast with a clear InvalidRequestError, before any network I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+import llmstash
+from llmstash.exceptions import InvalidRequestError
+
+OK = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("model", "messages", "needle"),
+    [
+        (None, OK, "model must be a non-empty string"),
+        ("", OK, "model must be a non-empty string"),
+        ("   ", OK, "model must be a non-empty string"),
+        ("gpt-4o-mini", None, "messages must be a non-empty list"),
+        ("gpt-4o-mini", [], "messages must be a non-empty list"),
+        ("gpt-4o-mini", "hello", "messages must be a non-empty list"),
+        ("gpt-4o-mini", ["hello"], "messages[0] must be a dict"),
+        ("gpt-4o-mini", [{"content": "x"}], "messages[0] has no 'role'"),
+        ("gpt-4o-mini", [{"role": "user"}], "has no 'content'"),
+    ],
+)
+async def test_bad_chat_input(provider, llm, model, messages, needle):
+    with pytest.raises(InvalidRequestError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        await llmstash.acompletion(
+            model=model, messages=messages, api_base=provider.openai_base, api_key="sk-x"
+        )
+    assert provider.request_count == 0
+
+
+async def test_unknown_provider_prefix(llm, monkeypatch):
+    with pytest.raises(InvalidRequestError, match="openai"):
+        await llmstash.acompletion(model="nosuch/model-x", messages=OK)
+
+
+async def test_missing_key_names_the_variable(llm, monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(InvalidRequestError, match="OPENAI_API_KEY"):
+        await llmstash.acompletion(model="gpt-4o-mini", messages=OK)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(InvalidRequestError, match="ANTHROPIC_API_KEY"):
+        await llmstash.acompletion(model="claude-3-5-haiku-20241022", messages=OK)
+
+
+async def test_azure_needs_a_base(llm, monkeypatch):
+    monkeypatch.delenv("AZURE_API_BASE", raising=False)
+    with pytest.raises(InvalidRequestError, match="AZURE_API_BASE"):
+        await llmstash.acompletion(model="azure/my-deployment", messages=OK, api_key="k")
+
+
+async def test_bad_cache_controls_and_embedding_input(provider, llm):
+    with pytest.raises(InvalidRequestError, match="cache="):
+        await llmstash.acompletion(model="gpt-4o-mini", messages=OK, cache="yes", mock_response="x")
+    with pytest.raises(InvalidRequestError, match="ttl"):
+        await llmstash.acompletion(model="gpt-4o-mini", messages=OK, ttl="soon", mock_response="x")
+    for bad in (None, "", [], [""], [1.5], ["ok", None]):
+        with pytest.raises(InvalidRequestError, match="input"):
+            await llmstash.aembedding(
+                model="text-embedding-3-small", input=bad, api_base=provider.openai_base
+            )
+    assert provider.request_count == 0
+
+
+async def test_the_api_key_never_shows_in_errors(provider, llm):
+    secret = "sk-very-secret-key-1234567890"
+    provider.fail_next(status=401, body={"error": {"message": f"Incorrect API key: {secret}"}})
+    with pytest.raises(llmstash.AuthenticationError) as info:
+        await llmstash.acompletion(
+            model="gpt-4o-mini",
+            messages=OK,
+            api_base=provider.openai_base,
+            api_key=secret,
+            num_retries=0,
+        )
+    exc = info.value
+    for text in (str(exc), repr(exc), exc.message):
+        assert secret not in text
+    assert "Incorrect API key" in exc.message  # the provider's words arrive, its key does not
+    assert exc.status_code == 401 and exc.llm_provider == "openai"
+
+
+def test_mock_response_exception_is_raised():
+    err = llmstash.RateLimitError("slow down", status_code=429)
+    with pytest.raises(llmstash.RateLimitError):
+        llmstash.completion(model="gpt-4o-mini", messages=OK, mock_response=err)
