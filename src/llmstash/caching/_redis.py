@@ -10,14 +10,18 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import anyio
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from llmstash.exceptions import CacheBackendError
+
+from ._resp import PipelinedReader
 
 __all__ = ["RedisBackend"]
 
@@ -62,7 +66,7 @@ class RedisBackend:
     refused.
     """
 
-    __slots__ = ("_client", "_leases", "_owned")
+    __slots__ = ("_client", "_leases", "_owned", "_reader")
 
     is_local: bool = False
     """Lookups wait on the network."""
@@ -73,6 +77,7 @@ class RedisBackend:
         self._client = client
         self._owned: list[Redis | RedisCluster | Sentinel] = []
         self._leases: dict[str, str] = {}
+        self._reader = _fast_reader(client)
 
     @classmethod
     def from_params(
@@ -151,16 +156,36 @@ class RedisBackend:
 
     async def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or ``None``: one GET."""
+        if self._reader is not None:
+            return await self._reader.get(key)
         try:
             return cast("bytes | None", await self._client.get(key))
         except _ERRORS as exc:
             raise _failed("GET", exc) from exc
+
+    async def lookup(self, keys: Sequence[str], budget: float) -> list[bytes | None]:
+        """The values for ``keys`` in one round trip that gives up after ``budget`` seconds
+        (raising :class:`CacheBackendError`). On a plain TCP server this goes over one
+        pipelined connection of its own, with no lock and no task per command."""
+        reader = self._reader
+        if reader is not None:
+            if len(keys) == 1:
+                return [await reader.get(keys[0], budget)]
+            return await reader.get_many(keys, budget) if keys else []
+        with anyio.move_on_after(budget) as scope:
+            if len(keys) == 1:
+                return [await self.get(keys[0])]
+            return await self.get_many(keys)
+        assert scope.cancelled_caught
+        raise CacheBackendError(f"Redis did not answer within {budget:g}s")
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values for ``keys``, in order, ``None`` where absent: one MGET, or on a cluster
         one MGET per hash slot, pipelined."""
         if not keys:
             return []
+        if self._reader is not None:
+            return await self._reader.get_many(keys)
         client = self._client
         try:
             if isinstance(client, RedisCluster):
@@ -246,6 +271,8 @@ class RedisBackend:
         """Close the client (and Sentinel connections) made by a ``from_*`` constructor.
         Idempotent; a client passed to ``RedisBackend(client)`` is left open."""
         owned, self._owned = self._owned, []
+        if self._reader is not None and owned:
+            self._reader.close()
         for resource in owned:
             await resource.aclose()
 
@@ -274,3 +301,27 @@ class RedisBackend:
             await self._client.eval(_RELEASE_LEASE, 1, key, token)
         except _ERRORS as exc:
             raise _failed("EVAL", exc) from exc
+
+
+def _fast_reader(client: Redis | RedisCluster) -> PipelinedReader | None:
+    """A pipelined lookup connection for a plain TCP server, or ``None`` where redis-py's
+    own connection setup matters (TLS, Unix sockets, Sentinel, clusters, custom credentials)."""
+    if isinstance(client, RedisCluster):
+        return None
+    pool = client.connection_pool
+    if pool.connection_class is not Connection:
+        return None
+    params = pool.connection_kwargs
+    if params.get("credential_provider") is not None or "host" not in params:
+        return None
+    connect_timeout = params.get("socket_connect_timeout")
+    socket_timeout = params.get("socket_timeout")
+    return PipelinedReader(
+        str(params["host"]),
+        int(params.get("port", 6379)),
+        username=params.get("username"),
+        password=params.get("password"),
+        db=int(params.get("db") or 0),
+        connect_timeout=float(connect_timeout) if connect_timeout is not None else None,
+        socket_timeout=float(socket_timeout) if socket_timeout is not None else None,
+    )

@@ -1,0 +1,200 @@
+"""A lean, pipelined Redis connection for the cache's lookups (GET and MGET).
+
+redis-py spends most of a GET in its own machinery: an asyncio task per write to bound the
+drain, retry wrappers, telemetry hooks. A cache hit wants one small write and one read. This
+connection writes each command to the socket at once and matches replies to requests in order
+(Redis answers a connection's commands in order), so concurrent lookups share one connection,
+pipelined, with no lock and no task per command. Replies are parsed by hiredis.
+
+It is used for plain TCP servers only (no TLS, no Unix socket, no Sentinel, no cluster); every
+other setup, and every write, goes through redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import hiredis
+
+from ..exceptions import CacheBackendError
+
+__all__ = ["PipelinedReader"]
+
+_GET_HEAD = b"*2\r\n$3\r\nGET\r\n"
+
+
+def pack(*parts: bytes) -> bytes:
+    """One Redis command in RESP."""
+    out = [b"*%d\r\n" % len(parts)]
+    out.extend(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+    return b"".join(out)
+
+
+class _ConnectionLost(CacheBackendError):
+    """The connection broke; a read-only command may be sent again on a new one."""
+
+
+def _expire(future: asyncio.Future[Any], budget: float) -> None:
+    if not future.done():
+        future.set_exception(CacheBackendError(f"Timeout: Redis did not answer within {budget:g}s"))
+
+
+class _Protocol(asyncio.Protocol):
+    """Writes commands as they come; resolves one waiting future per reply, in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._reader = hiredis.Reader()
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self.open = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.open = True
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiters = self._waiters
+        try:
+            while True:
+                reply = self._reader.gets()
+                if reply is False:
+                    return
+                future = waiters.popleft()
+                if future.done():  # timed out or cancelled: its reply is dropped in turn
+                    continue
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(CacheBackendError(f"Redis refused: {reply}"))
+                else:
+                    future.set_result(reply)
+        except (hiredis.ProtocolError, IndexError) as exc:
+            self._fail(_ConnectionLost(f"Redis connection out of step: {exc!r}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(_ConnectionLost(f"Redis connection lost: {exc!r}"))
+
+    def _fail(self, error: CacheBackendError) -> None:
+        self.open = False
+        if self._transport is not None:
+            self._transport.close()
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    def request(self, data: bytes) -> asyncio.Future[Any]:
+        """Send one command; the future gets its reply."""
+        future = self._loop.create_future()
+        self._waiters.append(future)
+        assert self._transport is not None
+        self._transport.write(data)
+        return future
+
+    def close(self) -> None:
+        self.open = False
+        if self._transport is not None:
+            self._transport.close()
+
+
+class PipelinedReader:
+    """GET and MGET over one pipelined connection, opened on first use and reopened after a
+    failure. Belongs to one event loop. ``socket_timeout`` bounds a call given no budget of
+    its own, as redis-py's option of that name does."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+        connect_timeout: float | None = None,
+        socket_timeout: float | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._username = username
+        self._password = password
+        self._db = db
+        self._connect_timeout = connect_timeout
+        self._socket_timeout = socket_timeout
+        self._proto: _Protocol | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def _connect(self) -> _Protocol:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            proto = self._proto
+            if proto is not None and proto.open:
+                return proto
+            loop = asyncio.get_running_loop()
+            proto = None
+            try:
+                with anyio.fail_after(self._connect_timeout):
+                    _, proto = await loop.create_connection(
+                        lambda: _Protocol(loop), self._host, self._port
+                    )
+                    if self._password is not None:
+                        auth = [b"AUTH"]
+                        if self._username:
+                            auth.append(self._username.encode())
+                        auth.append(self._password.encode())
+                        await proto.request(pack(*auth))
+                    if self._db:
+                        await proto.request(pack(b"SELECT", str(self._db).encode()))
+            except BaseException as exc:
+                if proto is not None:
+                    proto.close()
+                if isinstance(exc, (OSError, TimeoutError)):
+                    raise CacheBackendError(
+                        f"cannot connect to Redis at {self._host}:{self._port}: {exc!r}"
+                    ) from exc
+                raise
+            self._proto = proto
+            return proto
+
+    async def _call(self, data: bytes, budget: float | None) -> Any:
+        if budget is None:
+            budget = self._socket_timeout
+        try:
+            return await self._send(data, budget)
+        except _ConnectionLost:
+            # A server that restarted: GET and MGET are safe to send once more, anew.
+            return await self._send(data, budget)
+
+    async def _send(self, data: bytes, budget: float | None) -> Any:
+        proto = self._proto
+        if proto is None or not proto.open:
+            proto = await self._connect()
+        future = proto.request(data)
+        if budget is None:
+            return await future
+        handle = asyncio.get_running_loop().call_later(budget, _expire, future, budget)
+        try:
+            return await future
+        finally:
+            handle.cancel()
+
+    async def get(self, key: str, budget: float | None = None) -> bytes | None:
+        """The value under ``key`` (GET), giving up after ``budget`` seconds."""
+        kb = key.encode()
+        value: bytes | None = await self._call(_GET_HEAD + b"$%d\r\n%s\r\n" % (len(kb), kb), budget)
+        return value
+
+    async def get_many(self, keys: Sequence[str], budget: float | None = None) -> list[Any]:
+        """The values under ``keys``, in order (one MGET), giving up after ``budget`` seconds."""
+        values: list[Any] = await self._call(pack(b"MGET", *(k.encode() for k in keys)), budget)
+        return values
+
+    def close(self) -> None:
+        """Close the connection (a later call opens a new one)."""
+        if self._proto is not None:
+            self._proto.close()
+            self._proto = None
