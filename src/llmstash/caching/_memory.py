@@ -56,8 +56,9 @@ class MemoryBackend:
         self._max_size = max_size
         self._max_bytes = max_bytes
         self._clock = clock
-        # key -> (value, deadline); deadline is None for entries that never expire.
-        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        # key -> value, or (value, deadline) for an entry that expires: a bare bytes object
+        # saves a tuple per entry in the common no-TTL case.
+        self._data: OrderedDict[str, bytes | tuple[bytes, float]] = OrderedDict()
         self._leases: dict[str, float] = {}
         self._bytes = 0
         self._hits = 0
@@ -69,8 +70,12 @@ class MemoryBackend:
         """The value stored under ``key``, or ``None``; synchronous, for the cache's hot path."""
         entry = self._data.get(key)
         if entry is not None:
+            if isinstance(entry, bytes):
+                self._data.move_to_end(key)
+                self._hits += 1
+                return entry
             value, deadline = entry
-            if deadline is None or deadline > self._clock():
+            if deadline > self._clock():
                 self._data.move_to_end(key)
                 self._hits += 1
                 return value
@@ -111,7 +116,7 @@ class MemoryBackend:
         removed = 0
         for key in keys:
             entry = self._pop(key)
-            if entry is not None and (entry[1] is None or entry[1] > now):
+            if entry is not None and (isinstance(entry, bytes) or entry[1] > now):
                 removed += 1
         return removed
 
@@ -167,15 +172,19 @@ class MemoryBackend:
             size = len(value) + len(key)
             if size > self._max_bytes:
                 continue
-            data[key] = (value, deadline)
+            data[key] = value if deadline is None else (value, deadline)
             self._bytes += size
             while len(data) > self._max_size or self._bytes > self._max_bytes:
-                old_key, (old_value, _) = data.popitem(last=False)
-                self._bytes -= len(old_value) + len(old_key)
+                old_key, old = data.popitem(last=False)
+                self._bytes -= _size(old) + len(old_key)
                 self._evictions += 1
 
-    def _pop(self, key: str) -> tuple[bytes, float | None] | None:
+    def _pop(self, key: str) -> bytes | tuple[bytes, float] | None:
         entry = self._data.pop(key, None)
         if entry is not None:
-            self._bytes -= len(entry[0]) + len(key)
+            self._bytes -= _size(entry) + len(key)
         return entry
+
+
+def _size(entry: bytes | tuple[bytes, float]) -> int:
+    return len(entry) if isinstance(entry, bytes) else len(entry[0])

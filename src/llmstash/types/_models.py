@@ -116,18 +116,28 @@ class FloatVector(Sequence[float]):
         return f"FloatVector([{head}{', ...' if n > 3 else ''}], len={n})"
 
 
-def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, FloatVector):
-        return obj.tolist()
-    raise NotImplementedError(f"cannot serialize {type(obj).__name__}")
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def to_builtins(obj: Any) -> Any:
-    """Plain dicts, lists and scalars for any llmstash response object."""
-    return msgspec.to_builtins(obj, enc_hook=_enc_hook)
+    """Plain dicts, lists and scalars for any llmstash response object, every field included
+    (defaults and ``None`` too, as pydantic's ``model_dump()`` gives them)."""
+    if type(obj) in _SCALARS:
+        return obj
+    if isinstance(obj, _Model):
+        return {name: to_builtins(getattr(obj, name)) for name in obj.__struct_fields__}
+    if isinstance(obj, (list, tuple)):
+        return [to_builtins(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_builtins(v) for k, v in obj.items()}
+    if isinstance(obj, FloatVector):
+        return obj.tolist()
+    return obj
 
 
-class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True):
+# omit_defaults: stored bytes leave out fields at their defaults (most are None), a quarter of a
+# typical entry; decoding fills them back in. model_dump() still gives every field.
+class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=True):
     """Base of every response object: attribute and dict-style access, ``model_dump()``."""
 
     @property
@@ -168,7 +178,7 @@ class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True):
 
     def model_dump_json(self) -> str:
         """The object as a JSON string."""
-        return msgspec.json.encode(self, enc_hook=_enc_hook).decode()
+        return msgspec.json.encode(to_builtins(self)).decode()
 
     def json(self) -> dict[str, Any]:
         """LiteLLM's name for ``model_dump()``."""
