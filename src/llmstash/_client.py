@@ -9,11 +9,11 @@ import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
 import httpx
+import msgspec
 
 from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
@@ -62,8 +62,7 @@ _LOCAL_PARAMS: Final = frozenset(
 _KNOWN_PREFIXES: Final = ("openai", "azure", "anthropic")
 
 
-@dataclass(frozen=True, slots=True)
-class CallSettings:
+class CallSettings(msgspec.Struct, frozen=True):
     """The settings one call runs with: the Client's own, or LiteLLM-style module globals."""
 
     cache: Cache | None = None
@@ -79,8 +78,7 @@ class _State(enum.Enum):
     CLOSED = 2
 
 
-@dataclass(slots=True)
-class _Call:
+class _Call(msgspec.Struct):
     """Everything about one call that the stages after validation need."""
 
     settings: CallSettings

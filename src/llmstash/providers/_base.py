@@ -8,30 +8,37 @@ nothing of caching or callbacks.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 
 from ..types import EmbeddingResponse, ModelResponse, ModelResponseStream
 
 __all__ = ["Provider", "Route"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
+class Route(msgspec.Struct, frozen=True, kw_only=True):
     """Where one call goes: resolved from the model string, arguments and environment."""
 
     provider: str
-    """``"openai"``, ``"azure"`` or ``"anthropic"``."""
+    """``"openai"``, ``"azure"``, ``"anthropic"`` or ``"openai_compatible"``."""
     model: str
     """The model string as the caller passed it (``"azure/chatgpt-v-2"``)."""
     upstream_model: str
     """What the provider is asked for (a model name, or an Azure deployment)."""
     api_base: str
     """Base URL in the provider's own convention (OpenAI's includes ``/v1``)."""
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
+    """Never shown by ``repr``."""
     api_version: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Route(provider={self.provider!r}, model={self.model!r}, "
+            f"upstream_model={self.upstream_model!r}, api_base={self.api_base!r}, "
+            f"api_key={'***' if self.api_key else None}, api_version={self.api_version!r})"
+        )
 
 
 class Provider(Protocol):

@@ -10,13 +10,13 @@ event here; the provider adapters decide what it means.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse"]
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(msgspec.Struct, frozen=True):
     """One dispatched event: its name (``"message"`` unless ``event:`` said otherwise) and
     data (the ``data:`` lines joined by ``\\n``)."""
 
