@@ -66,3 +66,16 @@ def test_enable_and_disable_cache():
         assert llmstash.cache is None
     finally:
         llmstash.cache = saved
+
+
+def test_route_repr_hides_the_key():
+    from llmstash.providers import Route
+
+    route = Route(
+        provider="openai",
+        model="gpt-4o",
+        upstream_model="gpt-4o",
+        api_base="https://x/v1",
+        api_key="sk-secret-value-123",
+    )
+    assert "sk-secret" not in repr(route) and "***" in repr(route)
