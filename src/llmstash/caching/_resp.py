@@ -38,9 +38,21 @@ class _ConnectionLost(CacheBackendError):
     """The connection broke; a read-only command may be sent again on a new one."""
 
 
-def _expire(future: asyncio.Future[Any], budget: float) -> None:
-    if not future.done():
-        future.set_exception(CacheBackendError(f"Timeout: Redis did not answer within {budget:g}s"))
+# A lookup whose budget runs out while replies to earlier commands are still arriving is given
+# more time, up to this many budgets: Redis is answering, and replies come in order, so the
+# wait is this process's own backlog (a burst of thousands of lookups), not a silent server.
+_BACKLOG_BUDGETS = 20
+
+
+def _expire(
+    proto: _Protocol, future: asyncio.Future[Any], budget: float, sent_at: float, rounds: int
+) -> None:
+    if future.done():
+        return
+    if proto.open and proto.last_reply > sent_at and rounds < _BACKLOG_BUDGETS:
+        proto._loop.call_later(budget, _expire, proto, future, budget, sent_at, rounds + 1)
+        return
+    future.set_exception(CacheBackendError(f"Timeout: Redis did not answer within {budget:g}s"))
 
 
 class _Protocol(asyncio.Protocol):
@@ -52,12 +64,15 @@ class _Protocol(asyncio.Protocol):
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self.open = False
+        self.last_reply = 0.0
+        """Loop time at which the last reply arrived."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self.open = True
 
     def data_received(self, data: bytes) -> None:
+        self.last_reply = self._loop.time()
         self._reader.feed(data)
         waiters = self._waiters
         try:
@@ -176,7 +191,8 @@ class PipelinedReader:
         future = proto.request(data)
         if budget is None:
             return await future
-        handle = asyncio.get_running_loop().call_later(budget, _expire, future, budget)
+        loop = proto._loop
+        handle = loop.call_later(budget, _expire, proto, future, budget, loop.time(), 1)
         try:
             return await future
         finally:
