@@ -479,7 +479,7 @@ class Client:
         tokens = [0] * n
         keys: list[str] = []
         if c is not None:
-            keys = [c.get_cache_key(model=model, input=x, **params, cache=cache) for x in inputs]
+            keys = c.input_cache_keys(inputs, model=model, **params, cache=cache)
             if not _flag(cache, "no-cache"):
                 entries = await c.alookup_many(keys, _max_age(cache))
                 for i, entry in enumerate(entries):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import struct
 
 import msgspec
 import pytest
@@ -85,6 +86,7 @@ def test_embedding_round_trip_is_bit_exact(typecode):
     assert entry.kind == KIND_EMBEDDING
     got, tokens = entry.value
     assert tokens == 7 and got.tobytes() == vec.tobytes() and got.typecode == typecode
+    assert got == vec and got.tolist() == vec.tolist() and got[1:] == vec[1:]
 
 
 def test_stored_bytes_are_compact():
@@ -103,8 +105,9 @@ def test_stored_bytes_are_compact():
         b"L\x01\x09" + b"\x00" * 8 + b"\x80",  # unknown kind
         b"L\x01\x01" + b"\x00" * 8 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
         b"L\x01\x01" + b"\x00" * 8 + b"\xc1",  # invalid msgpack
-        b"L\x01\x03" + b"\x00" * 8 + msgspec.msgpack.encode(["x", b"abc", 1]),  # bad typecode
-        b"L\x01\x03" + b"\x00" * 8 + msgspec.msgpack.encode(["f", b"abc", 1]),  # torn vector
+        b"L\x01\x03" + b"\x00" * 8 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
+        b"L\x01\x03" + b"\x00" * 8 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
+        b"L\x01\x03" + b"\x00" * 8 + b"f\x01",  # vector header cut short
     ],
 )
 def test_garbage_is_a_data_error(garbage):

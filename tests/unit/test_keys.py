@@ -31,7 +31,7 @@ GOLDEN = [
     (
         {"model": "text-embedding-3-small", "input": "hello"},
         None,
-        "llmstash:v1:1eaf938762dade01d8b9d1f66a4120f1af7782850285651d202d6f78610f1731",
+        "llmstash:v1:ff53faed76e557b0acf213646c100979db81dcecb9f425bb4fd6f6e6b14a7647",
     ),
 ]
 
@@ -132,3 +132,19 @@ def test_cache_get_cache_key_uses_namespace_and_can_be_replaced():
     assert per_call.startswith("other:llmstash:v1:")
     cache.get_cache_key = lambda *a, **kw: "mine"  # type: ignore[method-assign]
     assert cache.get_cache_key(model="m", messages=MSGS) == "mine"
+
+
+def test_batched_input_keys_match_single_keys():
+    from llmstash.caching._keys import make_input_keys
+
+    params = {"model": "text-embedding-3-small", "dimensions": 256, "api_key": "sk-x"}
+    inputs = ["a", "b", [1, 2, 3]]
+    batch = make_input_keys(params, inputs, "ns")
+    assert batch == [make_key({**params, "input": x}, "ns") for x in inputs]
+    assert len(set(batch)) == 3
+
+
+def test_replaced_key_function_is_used_for_every_input():
+    cache = Cache()
+    cache.get_cache_key = lambda *a, **kw: f"k-{kw['input']}"  # type: ignore[method-assign]
+    assert cache.input_cache_keys(["x", "y"], model="m") == ["k-x", "k-y"]

@@ -27,7 +27,7 @@ from .._config import (
 from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend
 from ._codec import Entry, decode
-from ._keys import make_key
+from ._keys import make_input_keys, make_key
 from ._memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -234,6 +234,17 @@ class Cache:
         if isinstance(controls, Mapping) and controls.get("namespace"):
             namespace = str(controls["namespace"])
         return make_key(kwargs, namespace)
+
+    def input_cache_keys(self, inputs: list[Any], **kwargs: Any) -> list[str]:
+        """Keys for each embedding input: ``get_cache_key(**kwargs, input=x)`` for every
+        ``x``, computed in one pass unless ``get_cache_key`` has been replaced."""
+        if "get_cache_key" in self.__dict__:
+            return [self.get_cache_key(**kwargs, input=x) for x in inputs]
+        controls = kwargs.get("cache")
+        namespace = self.namespace
+        if isinstance(controls, Mapping) and controls.get("namespace"):
+            namespace = str(controls["namespace"])
+        return make_input_keys(kwargs, inputs, namespace)
 
     # -- backend selection ------------------------------------------------------------------
 

@@ -38,16 +38,11 @@ _HEADER = struct.Struct("<2sBd")
 _HEADER_SIZE = _HEADER.size
 
 
-class _Vector(msgspec.Struct, array_like=True):
-    typecode: str
-    data: bytes
-    tokens: int
-
-
+_VECTOR = struct.Struct("<cI")  # typecode, prompt tokens; the packed floats follow
+_VECTOR_SIZE = _VECTOR.size
 _chat_encoder = msgspec.msgpack.Encoder()
 _chat_decoder = msgspec.msgpack.Decoder(ModelResponse)
 _stream_decoder = msgspec.msgpack.Decoder(list[ModelResponseStream])
-_vector_decoder = msgspec.msgpack.Decoder(_Vector)
 
 
 class Entry(msgspec.Struct):
@@ -74,7 +69,7 @@ def encode_stream(chunks: list[ModelResponseStream], stored_at: float) -> bytes:
 
 def encode_embedding(vector: FloatVector, tokens: int, stored_at: float) -> bytes:
     """Bytes for one input's embedding (packed floats) and its share of the prompt tokens."""
-    payload = _chat_encoder.encode(_Vector(vector.typecode, vector.tobytes(), tokens))
+    payload = _VECTOR.pack(vector.typecode.encode(), tokens) + vector.tobytes()
     return _pack(KIND_EMBEDDING, stored_at, payload)
 
 
@@ -100,12 +95,9 @@ def decode(data: bytes) -> Entry:
         if kind == KIND_STREAM:
             return Entry(kind, stored_at, _stream_decoder.decode(payload))
         if kind == KIND_EMBEDDING:
-            vec = _vector_decoder.decode(payload)
-            if vec.typecode not in ("f", "d"):
-                raise CacheDataError("cache entry has an unknown vector type")
-            return Entry(
-                kind, stored_at, (FloatVector.frombytes(vec.data, vec.typecode), vec.tokens)
-            )
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            code, tokens = _VECTOR.unpack_from(payload)
+            vector = FloatVector.frombytes(payload[_VECTOR_SIZE:], code.decode("latin-1"))
+            return Entry(kind, stored_at, (vector, tokens))
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, struct.error) as exc:
         raise CacheDataError(f"cache entry does not decode: {exc}") from exc
     raise CacheDataError(f"cache entry has an unknown kind {kind}")

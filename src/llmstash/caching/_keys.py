@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["KEY_VERSION", "IGNORED_PARAMS", "canonical_json", "make_key"]
+__all__ = ["IGNORED_PARAMS", "KEY_VERSION", "canonical_json", "make_input_keys", "make_key"]
 
 KEY_VERSION = "v1"
 
@@ -85,10 +85,35 @@ def canonical_json(fields: dict[str, Any]) -> bytes:
     return data
 
 
+def _prefix(namespace: str | None) -> str:
+    return f"{namespace}:llmstash:{KEY_VERSION}:" if namespace else f"llmstash:{KEY_VERSION}:"
+
+
 def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
-    """The default cache key for a call's keyword arguments."""
+    """The default cache key for a call's keyword arguments.
+
+    An embedding input is hashed after the other fields (``fields | "\n" | input``), so that
+    :func:`make_input_keys` can hash the shared part once for a batch of inputs.
+    """
     fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
-    digest = hashlib.sha256(canonical_json(fields)).hexdigest()
-    if namespace:
-        return f"{namespace}:llmstash:{KEY_VERSION}:{digest}"
-    return f"llmstash:{KEY_VERSION}:{digest}"
+    if "input" in fields:
+        item = fields.pop("input")
+        return make_input_keys(fields, [item], namespace)[0]
+    return _prefix(namespace) + hashlib.sha256(canonical_json(fields)).hexdigest()
+
+
+def make_input_keys(
+    kwargs: dict[str, Any], inputs: list[Any], namespace: str | None = None
+) -> list[str]:
+    """``make_key(kwargs | {"input": x})`` for every ``x`` of ``inputs``, sharing the work."""
+    fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    fields.pop("input", None)
+    base = hashlib.sha256(canonical_json(fields))
+    base.update(b"\n")
+    prefix = _prefix(namespace)
+    keys = []
+    for item in inputs:
+        h = base.copy()
+        h.update(_encoder.encode(item))
+        keys.append(prefix + h.hexdigest())
+    return keys

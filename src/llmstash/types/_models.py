@@ -45,24 +45,38 @@ class FloatVector(Sequence[float]):
     ``FloatVector`` is a read-only sequence of floats: indexing, slicing, ``len``, iteration,
     ``==`` against any sequence of floats, ``tolist()`` and ``tobytes()``. ``model_dump()`` turns
     it into a plain list.
+
+    A vector read from the cache is a view of the cached bytes, not a copy.
     """
 
-    __slots__ = ("_arr",)
+    __slots__ = ("_arr", "_code")
 
-    def __init__(self, values: Sequence[float] | array.array[float]) -> None:
+    def __init__(self, values: Sequence[float] | array.array[float] | memoryview) -> None:
         if isinstance(values, array.array):
+            self._arr: array.array[float] | memoryview = values
+            self._code: str = values.typecode
+        elif isinstance(values, memoryview):
             self._arr = values
+            self._code = values.format
         else:
             self._arr = array.array("d", values)
+            self._code = "d"
 
     @classmethod
-    def frombytes(cls, data: bytes, typecode: str = "f") -> FloatVector:
-        """Wrap little-endian packed floats (``"f"``: float32, ``"d"``: float64)."""
-        arr = array.array(typecode)
-        arr.frombytes(data)
+    def frombytes(cls, data: bytes | memoryview, typecode: str = "f") -> FloatVector:
+        """Wrap little-endian packed floats (``"f"``: float32, ``"d"``: float64) without
+        copying them. ``ValueError`` if the length is not a whole number of floats."""
+        if typecode not in ("f", "d"):
+            raise ValueError(f"typecode must be 'f' or 'd', not {typecode!r}")
         if sys.byteorder != "little":  # pragma: no cover - every supported platform is LE
+            arr = array.array(typecode)
+            arr.frombytes(bytes(data))
             arr.byteswap()
-        return cls(arr)
+            return cls(arr)
+        view = memoryview(data)
+        if view.nbytes % (4 if typecode == "f" else 8):
+            raise ValueError("packed floats of a length that is not a whole number of floats")
+        return cls(view.cast("B").cast("f" if typecode == "f" else "d"))
 
     @classmethod
     def frombase64(cls, data: str) -> FloatVector:
@@ -72,19 +86,19 @@ class FloatVector(Sequence[float]):
     @property
     def typecode(self) -> str:
         """``"f"`` for float32 storage, ``"d"`` for float64."""
-        return self._arr.typecode
+        return self._code
 
     def tobytes(self) -> bytes:
         """The packed little-endian bytes."""
         if sys.byteorder != "little":  # pragma: no cover
-            arr = array.array(self._arr.typecode, self._arr)
+            arr = array.array(self._code, self._arr)
             arr.byteswap()
             return arr.tobytes()
         return self._arr.tobytes()
 
     def tolist(self) -> list[float]:
         """A plain list of Python floats."""
-        return self._arr.tolist()
+        return self._arr.tolist()  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self._arr)
@@ -95,7 +109,7 @@ class FloatVector(Sequence[float]):
     def __getitem__(self, index: slice) -> list[float]: ...
     def __getitem__(self, index: int | slice) -> float | list[float]:
         if isinstance(index, slice):
-            return self._arr[index].tolist()
+            return self._arr[index].tolist()  # type: ignore[return-value]
         return self._arr[index]
 
     def __iter__(self) -> Iterator[float]:
