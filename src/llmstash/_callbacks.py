@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 import anyio
-import anyio.to_thread
 
 from ._config import DEFAULT_CALLBACK_TIMEOUT, DEFAULT_MAX_PENDING_EVENTS
 from .integrations.custom_logger import CustomLogger
@@ -305,7 +304,9 @@ class CallbackDispatcher:
                 if _is_coroutine_callable(hook.func):
                     await hook.func(*hook.args)
                 else:
-                    await anyio.to_thread.run_sync(
+                    from anyio import to_thread  # only sync hooks need it: off import time
+
+                    await to_thread.run_sync(
                         hook.func, *hook.args, abandon_on_cancel=True, limiter=self._limiter
                     )
             except Exception:

@@ -22,6 +22,7 @@ from ._streaming import assemble_chunks, response_to_chunks
 from .caching import Cache
 from .caching._codec import (
     KIND_CHAT,
+    KIND_EMBEDDING,
     KIND_STREAM,
     decode,
     encode_chat,
@@ -258,12 +259,13 @@ class Client:
         c = call.cache
         no_cache = _flag(cache, "no-cache")
         if c is not None and call.key is None:
-            call.key = c.get_cache_key(model=model, messages=messages, **params, cache=cache)
+            call.key = c.chat_cache_key(model, messages, params, cache)
         if c is not None and call.key is not None and not no_cache:
             max_age = _max_age(cache)
             found = c.lookup_nowait(call.key, max_age)
             entry = await c.alookup(call.key, max_age) if found is False else found
-            if entry is not None:
+            # An entry of another kind (an embedding under a custom key function) is a miss.
+            if entry is not None and entry.kind != KIND_EMBEDDING:  # type: ignore[union-attr]
                 return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[union-attr]
             flight = self._flights.get(call.key)
             if flight is not None:
@@ -302,8 +304,8 @@ class Client:
             response = value
             if call.stream:
                 return AsyncStream(self, call, _replay(response_to_chunks(response)), hit=True)
-        else:
-            raise InvalidRequestError("cache key collision: entry is not a chat response")
+        else:  # pragma: no cover - callers pass chat and stream entries only
+            raise AssertionError(f"not a chat entry: kind {kind}")
         hit = not joined
         response._hidden_params = {
             "cache_hit": hit,
@@ -604,13 +606,13 @@ class Client:
         cache = settings.cache
         if cache is not None and not _should_cache(cache, caching, controls, call_type):
             cache = None
-        if timeout is None:
-            timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
         if num_retries is None:
             num_retries = (
                 settings.num_retries if settings.num_retries is not None else DEFAULT_NUM_RETRIES
             )
-        if isinstance(timeout, httpx.Timeout):
+        if timeout is None:
+            timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
+        elif isinstance(timeout, httpx.Timeout):
             timeout = timeout.read or DEFAULT_TIMEOUT
         return _Call(
             settings=settings,

@@ -235,6 +235,25 @@ class Cache:
             namespace = str(controls["namespace"])
         return make_key(kwargs, namespace)
 
+    def chat_cache_key(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        controls: Mapping[str, Any] | None,
+    ) -> str:
+        """``get_cache_key(model=..., messages=..., **params, cache=controls)``, without
+        building keyword arguments twice unless ``get_cache_key`` has been replaced."""
+        if "get_cache_key" in self.__dict__:
+            return self.get_cache_key(model=model, messages=messages, **params, cache=controls)
+        namespace = self.namespace
+        if controls and controls.get("namespace"):
+            namespace = str(controls["namespace"])
+        fields = {"model": model, "messages": messages}
+        if params:
+            fields.update(params)
+        return make_key(fields, namespace)
+
     def input_cache_keys(self, inputs: list[Any], **kwargs: Any) -> list[str]:
         """Keys for each embedding input: ``get_cache_key(**kwargs, input=x)`` for every
         ``x``, computed in one pass unless ``get_cache_key`` has been replaced."""

@@ -5,9 +5,10 @@ OpenAI-shaped calls into its own HTTP requests, sends them with retries over the
 ``httpx.AsyncClient``, and answers with OpenAI-shaped objects.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import Provider, Route
 from ._resolve import resolve
-from .anthropic import AnthropicProvider
 from .azure import AzureProvider
 from .openai import OpenAIProvider
 from .openai_compatible import OpenAICompatibleProvider
@@ -21,3 +22,15 @@ __all__ = [
     "Route",
     "resolve",
 ]
+
+if TYPE_CHECKING:
+    from .anthropic import AnthropicProvider
+
+
+def __getattr__(name: str) -> Any:
+    # The Anthropic adapter loads on first use (see _resolve._anthropic).
+    if name == "AnthropicProvider":
+        from .anthropic import AnthropicProvider
+
+        return AnthropicProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,7 @@ after import (or changed between calls) is honoured. Every mistake it can see is
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Literal
 from urllib.parse import urlsplit
@@ -14,7 +15,6 @@ from urllib.parse import urlsplit
 from .._config import DEFAULT_AZURE_API_VERSION
 from ..exceptions import InvalidRequestError
 from ._base import Provider, Route
-from .anthropic import AnthropicProvider
 from .azure import AzureProvider
 from .openai import OpenAIProvider
 from .openai_compatible import OpenAICompatibleProvider
@@ -26,13 +26,20 @@ ANTHROPIC_API_BASE = "https://api.anthropic.com"
 
 _OPENAI = OpenAIProvider()
 _AZURE = AzureProvider()
-_ANTHROPIC = AnthropicProvider()
 _COMPATIBLE = OpenAICompatibleProvider()
 
 _PREFIXES = ("openai", "azure", "anthropic")
 _OPENAI_NAMES = ("gpt-", "chatgpt-", "text-embedding-")
 # Azure OpenAI's own hosts: a key is required there, unlike at a proxy or test server.
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+
+@functools.cache
+def _anthropic() -> Provider:
+    # Imported on first use: callers of OpenAI-shaped APIs only do not pay for the translation.
+    from .anthropic import AnthropicProvider
+
+    return AnthropicProvider()
 
 
 def _env(name: str) -> str | None:
@@ -152,6 +159,7 @@ def resolve(
     key = api_key or _env("ANTHROPIC_API_KEY")
     if key is None and base == ANTHROPIC_API_BASE:
         raise _no_key(model, "ANTHROPIC_API_KEY")
-    return _ANTHROPIC, Route(
-        provider=_ANTHROPIC.name, model=model, upstream_model=rest, api_base=base, api_key=key
+    provider = _anthropic()
+    return provider, Route(
+        provider=provider.name, model=model, upstream_model=rest, api_base=base, api_key=key
     )
