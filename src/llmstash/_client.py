@@ -104,6 +104,7 @@ class _Call(msgspec.Struct):
     provider_name: str | None = None
     resolved_base: str | None = None
     call_id: str | None = None
+    controls: Mapping[str, Any] | None = None
     flight: asyncio.Future[bytes | Exception | None] | None = None
 
 
@@ -218,42 +219,17 @@ class Client:
     # -- chat ------------------------------------------------------------------------------
 
     async def _complete(
-        self,
-        settings: CallSettings,
-        is_async: bool,
-        model: str,
-        messages: Any = None,
-        *,
-        stream: bool = False,
-        caching: bool | None = None,
-        cache: Mapping[str, Any] | None = None,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        api_version: str | None = None,
-        timeout: float | None = None,
-        num_retries: int | None = None,
-        mock_response: Any = None,
-        **params: Any,
+        self, settings: CallSettings, is_async: bool, model: str, messages: Any, **params: Any
     ) -> Any:
-        self._check_open()
+        """A chat call; ``params`` holds the arguments of :func:`llmstash.acompletion`."""
         start = time.time()
         model = _check_model(model)
         messages = _check_messages(messages)
-        call = self._prepare(
-            settings,
-            is_async,
-            "acompletion" if is_async else "completion",
-            model,
-            params,
-            caching=caching,
-            controls=cache,
-            api_base=api_base,
-            api_key=api_key,
-            api_version=api_version,
-            timeout=timeout,
-            num_retries=num_retries,
-            start=start,
-        )
+        stream = params.pop("stream", False)
+        mock_response = params.pop("mock_response", None)
+        call_type = "acompletion" if is_async else "completion"
+        call = self._prepare(settings, is_async, call_type, model, params, start)
+        cache = call.controls
         call.messages = messages
         call.stream = bool(stream)
         c = call.cache
@@ -439,41 +415,16 @@ class Client:
     # -- embeddings ------------------------------------------------------------------------
 
     async def _embed(
-        self,
-        settings: CallSettings,
-        is_async: bool,
-        model: str,
-        input: Any = None,
-        *,
-        caching: bool | None = None,
-        cache: Mapping[str, Any] | None = None,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        api_version: str | None = None,
-        timeout: float | None = None,
-        num_retries: int | None = None,
-        mock_response: Any = None,
-        **params: Any,
+        self, settings: CallSettings, is_async: bool, model: str, inputs: Any, **params: Any
     ) -> EmbeddingResponse:
-        self._check_open()
+        """An embeddings call; ``params`` holds the arguments of :func:`llmstash.aembedding`."""
         start = time.time()
         model = _check_model(model)
-        inputs = _check_inputs(input)
-        call = self._prepare(
-            settings,
-            is_async,
-            "aembedding" if is_async else "embedding",
-            model,
-            params,
-            caching=caching,
-            controls=cache,
-            api_base=api_base,
-            api_key=api_key,
-            api_version=api_version,
-            timeout=timeout,
-            num_retries=num_retries,
-            start=start,
-        )
+        inputs = _check_inputs(inputs)
+        mock_response = params.pop("mock_response", None)
+        call_type = "aembedding" if is_async else "embedding"
+        call = self._prepare(settings, is_async, call_type, model, params, start)
+        cache = call.controls
         call.inputs = inputs
         c = call.cache
         n = len(inputs)
@@ -572,16 +523,18 @@ class Client:
         call_type: str,
         model: str,
         params: dict[str, Any],
-        *,
-        caching: bool | None,
-        controls: Mapping[str, Any] | None,
-        api_base: str | None,
-        api_key: str | None,
-        api_version: str | None,
-        timeout: float | None,
-        num_retries: int | None,
         start: float,
     ) -> _Call:
+        """Take the controls out of ``params`` (what remains goes to the provider) and settle
+        the call's settings: cache, ttl, timeout, retries."""
+        self._check_open()
+        caching = params.pop("caching", None)
+        controls = params.pop("cache", None)
+        api_base = params.pop("api_base", None)
+        api_key = params.pop("api_key", None)
+        api_version = params.pop("api_version", None)
+        timeout = params.pop("timeout", None)
+        num_retries = params.pop("num_retries", None)
         if controls is not None and not isinstance(controls, Mapping):
             raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
         ttl = metadata = None
@@ -631,6 +584,7 @@ class Client:
             ttl=ttl if ttl is not None else (cache.ttl if cache is not None else None),
             no_store=_flag(controls, "no-store"),
             start=start,
+            controls=controls,
         )
 
     def _route(
