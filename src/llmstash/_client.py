@@ -30,7 +30,7 @@ from .caching._codec import (
     encode_entry,
     encode_stream,
 )
-from .exceptions import ClientClosedError, InvalidRequestError
+from .exceptions import APIStatusError, ClientClosedError, InvalidRequestError
 from .providers import Provider, Route, resolve
 from .types import (
     Choices,
@@ -105,6 +105,8 @@ class _Call(msgspec.Struct):
     resolved_base: str | None = None
     call_id: str | None = None
     controls: Mapping[str, Any] | None = None
+    idle_since: float | None = None
+    """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
     flight: asyncio.Future[bytes | Exception | None] | None = None
 
 
@@ -142,7 +144,7 @@ class Client:
         self._http = http_client
         self._owns_http = http_client is None
         self._dispatcher = CallbackDispatcher()
-        self._flights: dict[str, asyncio.Future[bytes | Exception | None]] = {}
+        self._flights: dict[str, _Call] = {}
         self._state = _State.OPEN
         self._default = False
 
@@ -243,31 +245,45 @@ class Client:
             # An entry of another kind (an embedding under a custom key function) is a miss.
             if entry is not None and entry.kind != KIND_EMBEDDING:  # type: ignore[union-attr]
                 return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[union-attr]
-            flight = self._flights.get(call.key)
-            if flight is not None:
-                shared = await asyncio.shield(flight)
-                if isinstance(shared, Exception):
-                    raise shared
-                if shared is not None:
-                    entry = decode(shared)
-                    return self._chat_hit(call, entry.kind, entry.value, joined=True)
-            self._lead_flight(call)
+            shared = await self._follow(call.key)
+            if isinstance(shared, Exception):
+                raise shared
+            if isinstance(shared, bytes):
+                entry = decode(shared)
+                return self._chat_hit(call, entry.kind, entry.value, joined=True)
+            if shared is _LEAD:
+                self._lead_flight(call)
         if call.stream:
             return await self._stream_miss(call, mock_response)
         return await self._chat_miss(call, mock_response)
 
+    async def _follow(self, key: str) -> bytes | Exception | object:
+        """Wait for an identical call in flight: its stored bytes or shared error, or
+        ``_LEAD`` (none in flight: lead one) or ``_ALONE`` (its reader stalled: call alone)."""
+        while True:
+            leader = self._flights.get(key)
+            if leader is None or leader.flight is None:
+                return _LEAD
+            outcome: object = await _await_leader(leader, leader.flight)
+            if outcome is None:
+                continue  # the leader gave up; another follower may lead now
+            return outcome
+
     def _lead_flight(self, call: _Call) -> None:
         """Make this call the one provider request that identical concurrent misses await."""
         if call.key is not None and call.key not in self._flights:
-            call.flight = self._flights[call.key] = asyncio.get_running_loop().create_future()
+            call.flight = asyncio.get_running_loop().create_future()
+            self._flights[call.key] = call
 
     def _land_flight(self, call: _Call, outcome: bytes | Exception | None) -> None:
-        """Hand followers the stored bytes, the error, or ``None`` (make your own call)."""
+        """Hand followers the stored bytes, a shareable error, or ``None`` (look again)."""
         flight = call.flight
         if flight is not None:
             call.flight = None
-            if self._flights.get(call.key or "") is flight:
+            if self._flights.get(call.key or "") is call:
                 del self._flights[call.key or ""]
+            if isinstance(outcome, Exception) and not _shareable(outcome):
+                outcome = None
             flight.set_result(outcome)
 
     def _chat_hit(self, call: _Call, kind: int, value: Any, *, joined: bool = False) -> Any:
@@ -705,6 +721,7 @@ class AsyncStream:
         # Send the request now, so that HTTP errors raise from `await acompletion(...)`.
         try:
             self._first = await self._source.__anext__()
+            self._call.idle_since = asyncio.get_running_loop().time()
         except StopAsyncIteration:
             self._finish()
         except BaseException as exc:
@@ -715,9 +732,11 @@ class AsyncStream:
         return self
 
     async def __anext__(self) -> ModelResponseStream:
+        call = self._call
         if self._first is not None:
             chunk, self._first = self._first, None
         else:
+            call.idle_since = None
             if self._done:
                 raise StopAsyncIteration
             try:
@@ -729,7 +748,8 @@ class AsyncStream:
                 self._fail(exc)
                 raise
         self._chunks.append(chunk)
-        call = self._call
+        if call.flight is not None:
+            call.idle_since = asyncio.get_running_loop().time()
         if call.settings.callbacks:
             self._client._dispatcher.stream_event(
                 call.settings.callbacks,
@@ -775,6 +795,38 @@ class AsyncStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_LEAD = object()
+_ALONE = object()
+_STREAM_IDLE: Final = 1.0
+"""Seconds followers wait on a streamed leader whose reader has stopped asking for chunks
+(e.g. the same task asked again before reading the first stream); then they call alone."""
+_SHARED_STATUSES: Final = frozenset({400, 404, 413, 422})
+
+
+def _shareable(exc: Exception) -> bool:
+    """Errors that any identical call would get: about the request, or the provider's own
+    failure. Credentials, rate limits and timeouts are the caller's, so followers retry."""
+    if isinstance(exc, APIStatusError):
+        return exc.status_code in _SHARED_STATUSES or (exc.status_code or 0) >= 500
+    return False
+
+
+async def _await_leader(leader: _Call, flight: asyncio.Future[Any]) -> Any:
+    if not leader.stream:
+        return await asyncio.shield(flight)
+    loop = asyncio.get_running_loop()
+    while True:
+        idle = leader.idle_since
+        wait = _STREAM_IDLE if idle is None else idle + _STREAM_IDLE - loop.time()
+        if wait <= 0:
+            return _ALONE
+        try:
+            return await asyncio.wait_for(asyncio.shield(flight), wait)
+        except TimeoutError:
+            if flight.done():
+                return flight.result()
 
 
 async def _replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:

@@ -330,3 +330,42 @@ async def test_single_flight_followers_recover_when_the_leader_abandons(provider
         provider.latency = 0.0
     assert all(r.choices[0].message.content == "Echo: what is a cache?" for r in results)
     assert provider.request_count >= 2  # the abandoned stream was not shared or stored
+
+
+async def test_an_unread_stream_does_not_block_an_identical_call(provider, any_cache):
+    first = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+    # Same task, first stream not read yet: the second call must not wait on it forever.
+    second = await asyncio.wait_for(llmstash.acompletion(**chat_kwargs(provider), stream=True), 5)
+    assert [c async for c in second] and [c async for c in first]
+
+
+async def test_a_cancelled_leader_hands_over_to_one_follower(provider, any_cache):
+    provider.latency = 0.2
+    try:
+        leader = asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider)))
+        await asyncio.sleep(0.02)
+        followers = [
+            asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(20)
+        ]
+        await asyncio.sleep(0.05)
+        leader.cancel()
+        results = await asyncio.gather(*followers)
+    finally:
+        provider.latency = 0.0
+    assert provider.request_count == 2  # the cancelled one and a single successor
+    assert len({r.id for r in results}) == 1
+
+
+async def test_credential_errors_are_not_shared_with_followers(provider, any_cache):
+    provider.latency = 0.1
+    try:
+        no_key = chat_kwargs(provider, api_key=None)
+        results = await asyncio.gather(
+            llmstash.acompletion(**{**no_key, "api_base": provider.openai_base}, num_retries=0),
+            llmstash.acompletion(**chat_kwargs(provider)),
+            return_exceptions=True,
+        )
+    finally:
+        provider.latency = 0.0
+    assert isinstance(results[0], llmstash.AuthenticationError)
+    assert results[1].choices[0].message.content == "Echo: what is a cache?"
