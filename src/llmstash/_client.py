@@ -409,7 +409,11 @@ class Client:
         if not chunks:
             self._land_flight(call, None)
             return None
-        if not hit and call.key is not None:
+        # A stream that ended without a finish reason was cut short: never stored or shared.
+        finished = any(c.finish_reason for chunk in chunks for c in chunk.choices)
+        if not finished:
+            self._land_flight(call, None)
+        elif not hit and call.key is not None:
             data = encode_stream(chunks, time.time())
             if not call.no_store and call.cache is not None:
                 call.cache.store({call.key: data}, call.ttl)

@@ -369,3 +369,32 @@ async def test_credential_errors_are_not_shared_with_followers(provider, any_cac
         provider.latency = 0.0
     assert isinstance(results[0], llmstash.AuthenticationError)
     assert results[1].choices[0].message.content == "Echo: what is a cache?"
+
+
+async def test_a_stream_cut_short_is_not_stored(any_cache):
+    from llmstash._client import _replay
+    from llmstash.types import Delta, ModelResponseStream, StreamingChoices
+
+    client = llmstash.Client(cache=any_cache)
+    try:
+        stream = await client.acompletion(
+            model="gpt-4o-mini", messages=MSGS, stream=True, mock_response="x"
+        )
+        call = stream._call
+        cut = [
+            ModelResponseStream(
+                id="c", created=1, model="m", choices=[StreamingChoices(delta=Delta(content=t))]
+            )
+            for t in ("The answer ", "is ")
+        ]  # no chunk with a finish_reason: the connection ended early
+        stream._source = _replay(cut)
+        stream._first = None
+        stream._chunks = []
+        call.key = any_cache.get_cache_key(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "cut"}]
+        )
+        assert [c async for c in stream] == cut
+        await any_cache.aflush_writes()
+        assert await any_cache.alookup(call.key) is None
+    finally:
+        await client.aclose()

@@ -88,3 +88,30 @@ def test_mock_response_exception_is_raised():
     err = llmstash.RateLimitError("slow down", status_code=429)
     with pytest.raises(llmstash.RateLimitError):
         llmstash.completion(model="gpt-4o-mini", messages=OK, mock_response=err)
+
+
+def test_bad_redis_settings_fail_at_construction_and_litellm_extras_are_ignored():
+    with pytest.raises(InvalidRequestError, match="decode_responses"):
+        llmstash.Cache(type="redis", host="127.0.0.1", port=6379, decode_responses=True)
+    with pytest.raises(InvalidRequestError):
+        llmstash.Cache(type="redis", host="127.0.0.1", port=6379, no_such_option=1)
+    cache = llmstash.Cache(type="redis", host="127.0.0.1", similarity_threshold=0.8)
+    assert cache.type == "redis"
+
+
+async def test_error_responses_do_not_carry_the_key(provider, llm):
+    secret = "azure-secret-key-0123456789"
+    provider.fail_next(status=401)
+    with pytest.raises(llmstash.AuthenticationError) as info:
+        await llmstash.acompletion(
+            model="azure/dep",
+            messages=OK,
+            api_base=provider.azure_base,
+            api_key=secret,
+            api_version="2024-10-21",
+            num_retries=0,
+        )
+    request = info.value.response.request
+    assert request.headers["api-key"] == "***"
+    assert secret not in str(request.headers)
+    assert provider.requests[-1].headers["api-key"] == secret  # the real request carried it

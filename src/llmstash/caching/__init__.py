@@ -38,6 +38,17 @@ __all__ = ["ALL_CALL_TYPES", "Cache", "CacheBackend", "MemoryBackend", "RedisBac
 logger = logging.getLogger("llmstash")
 
 ALL_CALL_TYPES: Final = ("completion", "acompletion", "embedding", "aembedding")
+# LiteLLM Cache arguments for its other cache types: accepted and ignored, as LiteLLM ignores
+# them for a Redis cache, instead of reaching the Redis client as unknown arguments.
+_LITELLM_ONLY: Final = (
+    "similarity_threshold",
+    "redis_semantic_",
+    "qdrant_",
+    "s3_",
+    "gcs_",
+    "azure_",
+    "disk_",
+)
 _UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob", "disk")
 
 
@@ -188,6 +199,7 @@ class Cache:
             weakref.WeakKeyDictionary()
         )
         self._factory: Callable[[], CacheBackend] | None = None
+        self._spare: CacheBackend | None = None
 
         if backend is not None:
             self._shared = backend
@@ -197,6 +209,7 @@ class Cache:
                 max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
             )
         else:
+            kwargs = {k: v for k, v in kwargs.items() if not k.startswith(_LITELLM_ONLY)}
             self._factory = _redis_factory(
                 host=host,
                 port=port,
@@ -208,6 +221,12 @@ class Cache:
                 sentinel_password=sentinel_password,
                 kwargs=kwargs,
             )
+            try:
+                # Made now (no I/O) so that bad settings fail here, not as silent misses later;
+                # kept for the first event loop that uses this cache.
+                self._spare = self._factory()
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(f"Cache(type='redis'): {exc}") from exc
             if default_in_memory_ttl:
                 self._tier = MemoryBackend(
                     max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
@@ -276,7 +295,8 @@ class Cache:
         backend = self._per_loop.get(loop)
         if backend is None:
             assert self._factory is not None
-            backend = self._per_loop[loop] = self._factory()
+            spare, self._spare = self._spare, None
+            backend = self._per_loop[loop] = spare if spare is not None else self._factory()
         return backend
 
     # -- failure accounting -----------------------------------------------------------------
@@ -361,8 +381,8 @@ class Cache:
     async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
         if not self._breaker.allow():
             return None
-        backend = self.backend
         try:
+            backend = self.backend
             # A backend that bounds its own round trip (RedisBackend.lookup) does it cheaper
             # than a cancel scope around it.
             lookup = getattr(backend, "lookup", None)
@@ -412,8 +432,8 @@ class Cache:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self, items: dict[str, bytes], ttl: float | None) -> None:
-        backend = self.backend
         try:
+            backend = self.backend
             with anyio.move_on_after(self.write_timeout) as scope:
                 if len(items) == 1:
                     ((key, value),) = items.items()
@@ -432,19 +452,23 @@ class Cache:
                     del self._pending_writes[key]
 
     async def aflush_writes(self) -> None:
-        """Wait until background writes started so far have finished (or failed)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until background writes started on this event loop have finished (or
+        failed). Writes of other loops (sync calls run on their own) are theirs to flush."""
+        loop = asyncio.get_running_loop()
+        while mine := [t for t in self._tasks if t.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
 
     # -- cross-process single-flight --------------------------------------------------------
 
     async def aacquire_lease(self, key: str) -> bool:
         """Take the cross-process lease for ``key``; True also when leasing is off or fails
         (then every process makes its own call, as without a lease)."""
-        acquire = getattr(self.backend, "acquire_lease", None)
-        if self.lease is None or acquire is None or not self._breaker.allow():
+        if self.lease is None or not self._breaker.allow():
             return True
         try:
+            acquire = getattr(self.backend, "acquire_lease", None)
+            if acquire is None:
+                return True
             # On the miss path a provider call follows, so the lease may take a write's budget.
             with anyio.move_on_after(self.write_timeout):
                 return bool(await acquire(f"{key}:lease", self.lease))
@@ -454,10 +478,12 @@ class Cache:
 
     async def arelease_lease(self, key: str) -> None:
         """Give back a lease taken by :meth:`aacquire_lease`; failures are logged only."""
-        release = getattr(self.backend, "release_lease", None)
-        if self.lease is None or release is None:
+        if self.lease is None:
             return
         try:
+            release = getattr(self.backend, "release_lease", None)
+            if release is None:
+                return
             with anyio.move_on_after(self.write_timeout):
                 await release(f"{key}:lease")
         except Exception as exc:

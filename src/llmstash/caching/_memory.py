@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ class MemoryBackend:
     recently used); there is no background task. ``clock`` gives the time in seconds and may be
     replaced in tests.
 
-    Not thread-safe: meant for one event loop, where each method runs without yielding.
+    Thread-safe: sync calls (on llmstash's own loop thread) and async calls may share it.
     """
 
     __slots__ = (
@@ -33,6 +34,7 @@ class MemoryBackend:
         "_clock",
         "_data",
         "_evictions",
+        "_lock",
         "_expired",
         "_hits",
         "_leases",
@@ -65,9 +67,16 @@ class MemoryBackend:
         self._misses = 0
         self._evictions = 0
         self._expired = 0
+        # Sync calls run on llmstash's own loop thread, async calls on the caller's: both may
+        # share one in-memory cache. Uncontended, the lock costs about 0.1 µs.
+        self._lock = threading.Lock()
 
     def get_nowait(self, key: str) -> bytes | None:
         """The value stored under ``key``, or ``None``; synchronous, for the cache's hot path."""
+        with self._lock:
+            return self._get(key)
+
+    def _get(self, key: str) -> bytes | None:
         entry = self._data.get(key)
         if entry is not None:
             if isinstance(entry, bytes):
@@ -91,8 +100,9 @@ class MemoryBackend:
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values for ``keys``, in order, ``None`` where absent."""
-        get = self.get_nowait
-        return [get(key) for key in keys]
+        with self._lock:
+            get = self._get
+            return [get(key) for key in keys]
 
     def set_nowait(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value`` for ``ttl`` seconds (``None``: no expiry); synchronous.
@@ -114,16 +124,19 @@ class MemoryBackend:
         """Remove ``keys``; return how many held a live (unexpired) entry."""
         now = self._clock()
         removed = 0
-        for key in keys:
-            entry = self._pop(key)
-            if entry is not None and (isinstance(entry, bytes) or entry[1] > now):
-                removed += 1
+        with self._lock:
+            for key in keys:
+                entry = self._pop(key)
+                if entry is not None and (isinstance(entry, bytes) or entry[1] > now):
+                    removed += 1
         return removed
 
     async def clear(self, prefix: str) -> int:
         """Remove every key starting with ``prefix`` (all keys for ``""``); return how many
         were live."""
-        return await self.delete(*[key for key in self._data if key.startswith(prefix)])
+        with self._lock:
+            keys = [key for key in self._data if key.startswith(prefix)]
+        return await self.delete(*keys)
 
     async def ping(self) -> bool:
         """Always true: there is nothing to reach."""
@@ -161,6 +174,10 @@ class MemoryBackend:
         }
 
     def _put(self, items: Iterable[tuple[str, bytes]], ttl: float | None) -> None:
+        with self._lock:
+            self._put_locked(items, ttl)
+
+    def _put_locked(self, items: Iterable[tuple[str, bytes]], ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
             for key, _ in items:
                 self._pop(key)
@@ -174,7 +191,7 @@ class MemoryBackend:
                 continue
             data[key] = value if deadline is None else (value, deadline)
             self._bytes += size
-            while len(data) > self._max_size or self._bytes > self._max_bytes:
+            while data and (len(data) > self._max_size or self._bytes > self._max_bytes):
                 old_key, old = data.popitem(last=False)
                 self._bytes -= _size(old) + len(old_key)
                 self._evictions += 1

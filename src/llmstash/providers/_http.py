@@ -149,9 +149,23 @@ def error_message(body: bytes, status_code: int) -> str:
     return text or f"HTTP {status_code} with an empty body"
 
 
+_SECRET_HEADERS = ("authorization", "api-key", "x-api-key")
+
+
+def _masked_request(request: httpx.Request) -> httpx.Request:
+    """A copy of ``request`` whose credential headers read ``***``: an error's response
+    (``exc.response.request``) must not carry the key."""
+    headers = httpx.Headers(request.headers)
+    for name in _SECRET_HEADERS:
+        if name in headers:
+            headers[name] = "***"
+    return httpx.Request(request.method, request.url, headers=headers)
+
+
 def status_error(response: httpx.Response, route: Route) -> APIStatusError:
     """The error for a response with an error status; its body must have been read."""
     message = redact(error_message(response.content, response.status_code), route.api_key)
+    response.request = _masked_request(response.request)
     return make_status_error(
         response.status_code,
         message,
