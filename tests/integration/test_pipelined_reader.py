@@ -88,3 +88,44 @@ async def test_auth_and_database(redis_server_factory):
         wrong.close()
     finally:
         await client.aclose()
+
+
+async def test_a_silent_server_fails_each_lookup_within_its_budget():
+    import socket
+    import time
+
+    with socket.socket() as listener:  # accepts connections, never answers (not even AUTH)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        reader = PipelinedReader("127.0.0.1", port, password="pw")
+        try:
+            t0 = time.perf_counter()
+            results = await asyncio.gather(
+                *[reader.get("k", 0.05) for _ in range(4)], return_exceptions=True
+            )
+            waited = time.perf_counter() - t0
+        finally:
+            reader.close()
+    assert all(isinstance(r, CacheBackendError) for r in results)
+    assert waited < 1.0  # each waits its own 50 ms budget, not a connect timeout in turn
+
+
+async def test_a_connection_that_stops_answering_is_replaced(redis_server_factory):
+    server = redis_server_factory("--enable-debug-command", "yes")
+    client = aioredis.Redis(host=server.host, port=server.port)
+    reader = PipelinedReader(server.host, server.port)
+    try:
+        await client.set("b", b"2")
+        assert await reader.get("b") == b"2"
+        first = reader._proto
+        sleeper = asyncio.ensure_future(client.execute_command("DEBUG", "SLEEP", "0.3"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(CacheBackendError, match="Timeout"):
+            await reader.get("b", 0.05)
+        await sleeper
+        assert await reader.get("b", 1.0) == b"2"
+        assert reader._proto is not first  # given up after silence, a new one opened
+    finally:
+        reader.close()
+        await client.aclose()

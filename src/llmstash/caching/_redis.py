@@ -322,6 +322,6 @@ def _fast_reader(client: Redis | RedisCluster) -> PipelinedReader | None:
         username=params.get("username"),
         password=params.get("password"),
         db=int(params.get("db") or 0),
-        connect_timeout=float(connect_timeout) if connect_timeout is not None else None,
+        connect_timeout=float(connect_timeout) if connect_timeout is not None else 5.0,
         socket_timeout=float(socket_timeout) if socket_timeout is not None else None,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ from ..exceptions import CacheBackendError
 __all__ = ["PipelinedReader"]
 
 _GET_HEAD = b"*2\r\n$3\r\nGET\r\n"
+_CONNECT_TIMEOUT = 5.0
+"""Seconds opening a connection (with AUTH and SELECT) may take, unless set otherwise."""
 
 
 def pack(*parts: bytes) -> bytes:
@@ -53,6 +56,10 @@ def _expire(
         proto._loop.call_later(budget, _expire, proto, future, budget, sent_at, rounds + 1)
         return
     future.set_exception(CacheBackendError(f"Timeout: Redis did not answer within {budget:g}s"))
+    if proto.last_reply <= sent_at:
+        # Nothing at all came back: the connection may be dead without a reset (a NAT or load
+        # balancer that dropped it). Give it up; the next lookup opens a new one.
+        proto._fail(_ConnectionLost("no reply on this connection; reconnecting"))
 
 
 class _Protocol(asyncio.Protocol):
@@ -115,6 +122,13 @@ class _Protocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def socket(self) -> socket.socket | None:
+        """The connection's socket, for options."""
+        if self._transport is None:
+            return None
+        sock: socket.socket | None = self._transport.get_extra_info("socket")
+        return sock
+
 
 class PipelinedReader:
     """GET and MGET over one pipelined connection, opened on first use and reopened after a
@@ -129,7 +143,7 @@ class PipelinedReader:
         username: str | None = None,
         password: str | None = None,
         db: int = 0,
-        connect_timeout: float | None = None,
+        connect_timeout: float | None = _CONNECT_TIMEOUT,
         socket_timeout: float | None = None,
     ) -> None:
         self._host = host
@@ -140,40 +154,65 @@ class PipelinedReader:
         self._connect_timeout = connect_timeout
         self._socket_timeout = socket_timeout
         self._proto: _Protocol | None = None
-        self._lock: asyncio.Lock | None = None
+        self._connecting: asyncio.Task[_Protocol] | None = None
 
-    async def _connect(self) -> _Protocol:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            proto = self._proto
-            if proto is not None and proto.open:
-                return proto
-            loop = asyncio.get_running_loop()
-            proto = None
-            try:
-                with anyio.fail_after(self._connect_timeout):
-                    _, proto = await loop.create_connection(
-                        lambda: _Protocol(loop), self._host, self._port
-                    )
-                    if self._password is not None:
-                        auth = [b"AUTH"]
-                        if self._username:
-                            auth.append(self._username.encode())
-                        auth.append(self._password.encode())
-                        await proto.request(pack(*auth))
-                    if self._db:
-                        await proto.request(pack(b"SELECT", str(self._db).encode()))
-            except BaseException as exc:
-                if proto is not None:
-                    proto.close()
-                if isinstance(exc, (OSError, TimeoutError)):
-                    raise CacheBackendError(
-                        f"cannot connect to Redis at {self._host}:{self._port}: {exc!r}"
-                    ) from exc
-                raise
-            self._proto = proto
+    async def _connection(self, budget: float | None) -> _Protocol:
+        """The open connection, or one being opened, waited for up to ``budget`` seconds.
+
+        Opening runs as a task of its own, bounded by the connect timeout rather than by any
+        one lookup's budget, so that a Redis a little slower to reach than the budget still
+        gets connected for the lookups that follow."""
+        proto = self._proto
+        if proto is not None and proto.open:
             return proto
+        task = self._connecting
+        if task is None:
+            task = self._connecting = asyncio.get_running_loop().create_task(self._open())
+            task.add_done_callback(self._opened)
+        try:
+            if budget is None:
+                return await asyncio.shield(task)
+            return await asyncio.wait_for(asyncio.shield(task), budget)
+        except TimeoutError:
+            raise CacheBackendError(
+                f"Timeout: no connection to Redis at {self._host}:{self._port} within {budget:g}s"
+            ) from None
+
+    def _opened(self, task: asyncio.Task[_Protocol]) -> None:
+        self._connecting = None
+        if task.cancelled():
+            return
+        if task.exception() is None:
+            self._proto = task.result()
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        proto = None
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                _, proto = await loop.create_connection(
+                    lambda: _Protocol(loop), self._host, self._port
+                )
+                sock = proto.socket()
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if self._password is not None:
+                    auth = [b"AUTH"]
+                    if self._username:
+                        auth.append(self._username.encode())
+                    auth.append(self._password.encode())
+                    await proto.request(pack(*auth))
+                if self._db:
+                    await proto.request(pack(b"SELECT", str(self._db).encode()))
+        except BaseException as exc:
+            if proto is not None:
+                proto.close()
+            if isinstance(exc, (OSError, TimeoutError)):
+                raise CacheBackendError(
+                    f"cannot connect to Redis at {self._host}:{self._port}: {exc!r}"
+                ) from exc
+            raise
+        return proto
 
     async def _call(self, data: bytes, budget: float | None) -> Any:
         if budget is None:
@@ -187,7 +226,7 @@ class PipelinedReader:
     async def _send(self, data: bytes, budget: float | None) -> Any:
         proto = self._proto
         if proto is None or not proto.open:
-            proto = await self._connect()
+            proto = await self._connection(budget)
         future = proto.request(data)
         if budget is None:
             return await future
@@ -211,6 +250,9 @@ class PipelinedReader:
 
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
         if self._proto is not None:
             self._proto.close()
             self._proto = None
