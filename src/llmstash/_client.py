@@ -326,7 +326,7 @@ class Client:
                             return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[no-any-return]
                 response = await self._call_provider(call)
             if key is not None:
-                outcome = encode_chat(response, time.time())
+                outcome = encode_chat(response, time.time(), call.ttl)
                 if not call.no_store and call.cache is not None:
                     call.cache.store({key: outcome}, call.ttl)
         except BaseException as exc:
@@ -414,7 +414,7 @@ class Client:
         if not finished:
             self._land_flight(call, None)
         elif not hit and call.key is not None:
-            data = encode_stream(chunks, time.time())
+            data = encode_stream(chunks, time.time(), call.ttl)
             if not call.no_store and call.cache is not None:
                 call.cache.store({call.key: data}, call.ttl)
             self._land_flight(call, data)
@@ -483,7 +483,7 @@ class Client:
                 tokens[i] = shares[j]
                 if c is not None and not call.no_store:
                     packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
-                    to_store[keys[i]] = encode_embedding(packed, shares[j], now)
+                    to_store[keys[i]] = encode_embedding(packed, shares[j], now, call.ttl)
             if to_store and c is not None:
                 c.store(to_store, call.ttl)
         want_b64 = params.get("encoding_format") == "base64"

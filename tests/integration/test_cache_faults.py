@@ -174,3 +174,24 @@ async def test_lease_makes_workers_share_one_call(provider, llm, redis_url):
             await cache.aclose()
     assert provider.request_count == 1
     assert len({r.id for r in results}) == 1
+
+
+async def test_memory_tier_never_outlives_the_entry_ttl(provider, llm, redis_url):
+    namespace = f"tier-ttl-{time.time_ns()}"
+    writer = Cache(type="redis", url=redis_url, namespace=namespace)
+    reader = Cache(type="redis", url=redis_url, namespace=namespace, default_in_memory_ttl=30)
+    try:
+        llmstash.cache = writer
+        await llmstash.acompletion(**chat(provider, "short-lived"), ttl=0.3)
+        await writer.aflush_writes()
+        llmstash.cache = reader  # another process, with a 30 s in-process tier
+        hit = await llmstash.acompletion(**chat(provider, "short-lived"))
+        assert hit._hidden_params["cache_hit"] is True
+        await asyncio.sleep(0.45)
+        late = await llmstash.acompletion(**chat(provider, "short-lived"))
+        assert late._hidden_params["cache_hit"] is False
+    finally:
+        await reader.aflush_writes()
+        await reader.aclear()
+        await writer.aclose()
+        await reader.aclose()

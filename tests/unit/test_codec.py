@@ -68,6 +68,14 @@ def test_hidden_params_are_not_stored():
     assert decode(encode_chat(r, 0)).value._hidden_params == {}
 
 
+def test_expiry_is_in_the_header():
+    from llmstash.caching._codec import decode_expiry
+
+    data = encode_chat(make_response(), 100.0, ttl=30)
+    assert decode(data).expires_at == 130.0 == decode_expiry(data)
+    assert decode(encode_chat(make_response(), 100.0)).expires_at == 0.0
+
+
 def test_stream_round_trip_keeps_chunk_boundaries():
     chunks = [
         ModelResponseStream(
@@ -102,12 +110,12 @@ def test_stored_bytes_are_compact():
         b"",
         b"\xff\xfe\x00",
         b'{"id": "x", "choices": []}',
-        b"L\x01\x09" + b"\x00" * 8 + b"\x80",  # unknown kind
-        b"L\x01\x01" + b"\x00" * 8 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
-        b"L\x01\x01" + b"\x00" * 8 + b"\xc1",  # invalid msgpack
-        b"L\x01\x03" + b"\x00" * 8 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
-        b"L\x01\x03" + b"\x00" * 8 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
-        b"L\x01\x03" + b"\x00" * 8 + b"f\x01",  # vector header cut short
+        b"L\x01\x09" + b"\x00" * 16 + b"\x80",  # unknown kind
+        b"L\x01\x01" + b"\x00" * 16 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
+        b"L\x01\x01" + b"\x00" * 16 + b"\xc1",  # invalid msgpack
+        b"L\x01\x03" + b"\x00" * 16 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
+        b"L\x01\x03" + b"\x00" * 16 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
+        b"L\x01\x03" + b"\x00" * 16 + b"f\x01",  # vector header cut short
     ],
 )
 def test_garbage_is_a_data_error(garbage):

@@ -26,7 +26,7 @@ from .._config import (
 )
 from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend
-from ._codec import Entry, decode
+from ._codec import Entry, decode, decode_expiry
 from ._keys import make_input_keys, make_key
 from ._memory import MemoryBackend
 
@@ -333,8 +333,12 @@ class Cache:
         except CacheDataError as exc:
             logger.warning("llmstash cache: ignoring unreadable entry %s (%s)", key, exc)
             return None
-        if max_age is not None and time.time() - entry.stored_at > max_age:
-            return None
+        if max_age is not None or entry.expires_at:
+            now = time.time()
+            if max_age is not None and now - entry.stored_at > max_age:
+                return None
+            if entry.expires_at and now > entry.expires_at:
+                return None  # the backend should have dropped it already; never serve it
         return entry
 
     def lookup_nowait(self, key: str, max_age: float | None = None) -> Entry | None | bool:
@@ -406,8 +410,21 @@ class Cache:
         if self._tier is not None:
             for k, raw in zip(keys, result, strict=True):
                 if raw is not None:
-                    self._tier.set_nowait(k, raw, ttl=self._tier_ttl)
+                    self._tier_put(k, raw)
         return result
+
+    def _tier_put(self, key: str, raw: bytes) -> None:
+        """Keep an entry read from Redis in the in-process tier, never past its own expiry."""
+        assert self._tier is not None
+        ttl = self._tier_ttl
+        try:
+            expires_at = decode_expiry(raw)
+        except CacheDataError:
+            return
+        if expires_at:
+            ttl = min(ttl, expires_at - time.time())
+        if ttl > 0:
+            self._tier.set_nowait(key, raw, ttl=ttl)
 
     # -- writes -------------------------------------------------------------------------------
 

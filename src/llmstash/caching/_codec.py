@@ -1,6 +1,7 @@
 """The one stored format, shared by every backend.
 
-An entry is ``MAGIC (2 bytes) | kind (1 byte) | stored-at (float64, unix seconds) | payload``;
+An entry is ``MAGIC (2 bytes) | kind (1 byte) | stored-at | expires-at | payload`` (times are
+float64 unix seconds; expires-at is 0 for an entry that never expires);
 the payload is MessagePack of the response objects (compact, and decoded by msgspec straight
 into the typed objects in about a microsecond). Anything else under a key — other software's
 bytes, an older format, valid JSON of the wrong shape — raises :class:`CacheDataError`, which
@@ -23,6 +24,7 @@ __all__ = [
     "KIND_STREAM",
     "Entry",
     "decode",
+    "decode_expiry",
     "encode_chat",
     "encode_embedding",
     "encode_entry",
@@ -34,7 +36,7 @@ KIND_CHAT: Final = 1
 KIND_STREAM: Final = 2
 KIND_EMBEDDING: Final = 3
 
-_HEADER = struct.Struct("<2sBd")
+_HEADER = struct.Struct("<2sBdd")
 _HEADER_SIZE = _HEADER.size
 
 
@@ -51,39 +53,58 @@ class Entry(msgspec.Struct):
     kind: int
     stored_at: float
     value: Any
+    expires_at: float = 0.0
+    """Unix time after which the entry is stale; 0 for never."""
 
 
-def _pack(kind: int, stored_at: float, payload: bytes) -> bytes:
-    return _HEADER.pack(MAGIC, kind, stored_at) + payload
+def _pack(kind: int, stored_at: float, ttl: float | None, payload: bytes) -> bytes:
+    expires_at = stored_at + ttl if ttl else 0.0
+    return _HEADER.pack(MAGIC, kind, stored_at, expires_at) + payload
 
 
-def encode_chat(response: ModelResponse, stored_at: float) -> bytes:
+def encode_chat(response: ModelResponse, stored_at: float, ttl: float | None = None) -> bytes:
     """Bytes for a chat completion."""
-    return _pack(KIND_CHAT, stored_at, _chat_encoder.encode(response))
+    return _pack(KIND_CHAT, stored_at, ttl, _chat_encoder.encode(response))
 
 
-def encode_stream(chunks: list[ModelResponseStream], stored_at: float) -> bytes:
+def encode_stream(
+    chunks: list[ModelResponseStream], stored_at: float, ttl: float | None = None
+) -> bytes:
     """Bytes for a complete stream, chunk boundaries kept."""
-    return _pack(KIND_STREAM, stored_at, _chat_encoder.encode(chunks))
+    return _pack(KIND_STREAM, stored_at, ttl, _chat_encoder.encode(chunks))
 
 
-def encode_embedding(vector: FloatVector, tokens: int, stored_at: float) -> bytes:
+def encode_embedding(
+    vector: FloatVector, tokens: int, stored_at: float, ttl: float | None = None
+) -> bytes:
     """Bytes for one input's embedding (packed floats) and its share of the prompt tokens."""
     payload = _VECTOR.pack(vector.typecode.encode(), tokens) + vector.tobytes()
-    return _pack(KIND_EMBEDDING, stored_at, payload)
+    return _pack(KIND_EMBEDDING, stored_at, ttl, payload)
 
 
 def encode_entry(entry: Entry) -> bytes:
     """Bytes for a decoded chat or stream entry (to hand one entry to several callers)."""
+    ttl = entry.expires_at - entry.stored_at if entry.expires_at else None
     if entry.kind == KIND_STREAM:
-        return encode_stream(entry.value, entry.stored_at)
-    return encode_chat(entry.value, entry.stored_at)
+        return encode_stream(entry.value, entry.stored_at, ttl)
+    return encode_chat(entry.value, entry.stored_at, ttl)
+
+
+def decode_expiry(data: bytes) -> float:
+    """The expires-at time in an entry's header (0 for never), without decoding the rest."""
+    try:
+        magic, _, _, expires_at = _HEADER.unpack_from(data)
+    except (struct.error, TypeError) as exc:
+        raise CacheDataError("cache entry too short or not bytes") from exc
+    if magic != MAGIC:
+        raise CacheDataError("cache entry has an unknown format")
+    return float(expires_at)
 
 
 def decode(data: bytes) -> Entry:
     """Decode any entry; :class:`CacheDataError` if the bytes are not one of ours."""
     try:
-        magic, kind, stored_at = _HEADER.unpack_from(data)
+        magic, kind, stored_at, expires_at = _HEADER.unpack_from(data)
     except (struct.error, TypeError) as exc:
         raise CacheDataError("cache entry too short or not bytes") from exc
     if magic != MAGIC:
@@ -91,13 +112,13 @@ def decode(data: bytes) -> Entry:
     payload = memoryview(data)[_HEADER_SIZE:]
     try:
         if kind == KIND_CHAT:
-            return Entry(kind, stored_at, _chat_decoder.decode(payload))
+            return Entry(kind, stored_at, _chat_decoder.decode(payload), expires_at)
         if kind == KIND_STREAM:
-            return Entry(kind, stored_at, _stream_decoder.decode(payload))
+            return Entry(kind, stored_at, _stream_decoder.decode(payload), expires_at)
         if kind == KIND_EMBEDDING:
             code, tokens = _VECTOR.unpack_from(payload)
             vector = FloatVector.frombytes(payload[_VECTOR_SIZE:], code.decode("latin-1"))
-            return Entry(kind, stored_at, (vector, tokens))
+            return Entry(kind, stored_at, (vector, tokens), expires_at)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, struct.error) as exc:
         raise CacheDataError(f"cache entry does not decode: {exc}") from exc
     raise CacheDataError(f"cache entry has an unknown kind {kind}")
