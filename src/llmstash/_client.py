@@ -58,6 +58,19 @@ _LOCAL_PARAMS: Final = frozenset(
         "max_retries",
         "custom_llm_provider",
         "no-log",
+        # LiteLLM SDK settings that steer its router, pricing or logging, not the provider
+        "drop_params",
+        "fallbacks",
+        "context_window_fallback_dict",
+        "model_list",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "mock_timeout",
+        "litellm_trace_id",
+        "litellm_session_id",
+        "preset_cache_key",
+        "caching_groups",
+        "max_parallel_requests",
     }
 )
 _KNOWN_PREFIXES: Final = ("openai", "azure", "anthropic")
@@ -237,7 +250,7 @@ class Client:
         c = call.cache
         no_cache = _flag(cache, "no-cache")
         if c is not None and call.key is None:
-            call.key = c.chat_cache_key(model, messages, params, cache)
+            call.key = c.chat_cache_key(model, messages, _key_params(call), cache)
         if c is not None and call.key is not None and not no_cache:
             max_age = _max_age(cache)
             found = c.lookup_nowait(call.key, max_age)
@@ -452,7 +465,7 @@ class Client:
         tokens = [0] * n
         keys: list[str] = []
         if c is not None:
-            keys = c.input_cache_keys(inputs, model=model, **params, cache=cache)
+            keys = c.input_cache_keys(inputs, model=model, **_key_params(call), cache=cache)
             if not _flag(cache, "no-cache"):
                 entries = await c.alookup_many(keys, _max_age(cache))
                 for i, entry in enumerate(entries):
@@ -565,6 +578,9 @@ class Client:
                 timeout = params["request_timeout"]
             if "max_retries" in params and num_retries is None:
                 num_retries = params["max_retries"]
+            if api_base is None and "base_url" in params:
+                api_base = params.pop("base_url")  # LiteLLM's alias
+            _lift_litellm_params(params)
             provider_hint = params.get("custom_llm_provider")
             if provider_hint and "/" not in model and provider_hint in _KNOWN_PREFIXES:
                 model = f"{provider_hint}/{model}"
@@ -836,6 +852,34 @@ async def _await_leader(leader: _Call, flight: asyncio.Future[Any]) -> Any:
 async def _replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:
     for chunk in chunks:
         yield chunk
+
+
+def _key_params(call: _Call) -> dict[str, Any]:
+    """The provider parameters, and the server when the caller named one: the same model
+    name on two servers is two models."""
+    if call.api_base is None:
+        return call.params
+    return {**call.params, "api_base": call.api_base.rstrip("/")}
+
+
+def _lift_litellm_params(params: dict[str, Any]) -> None:
+    """LiteLLM's names for what OpenAI-shaped requests carry otherwise: ``headers`` are extra
+    HTTP headers, ``organization`` is OpenAI's organization header, and a pydantic model class
+    as ``response_format`` is its JSON schema."""
+    headers = params.pop("headers", None)
+    organization = params.pop("organization", None)
+    if headers or organization:
+        extra = dict(params.get("extra_headers") or {})
+        extra.update(headers or {})
+        if organization:
+            extra.setdefault("OpenAI-Organization", str(organization))
+        params["extra_headers"] = extra
+    fmt = params.get("response_format")
+    if isinstance(fmt, type) and hasattr(fmt, "model_json_schema"):
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()},
+        }
 
 
 def _flag(controls: Mapping[str, Any] | None, name: str) -> bool:

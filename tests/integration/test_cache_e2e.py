@@ -398,3 +398,17 @@ async def test_a_stream_cut_short_is_not_stored(any_cache):
         assert await any_cache.alookup(call.key) is None
     finally:
         await client.aclose()
+
+
+async def test_a_named_server_is_part_of_the_key(provider, any_cache):
+    from llmstash.testing import FakeProvider
+
+    with FakeProvider() as other:
+        a = await llmstash.acompletion(**chat_kwargs(provider))
+        b = await llmstash.acompletion(**chat_kwargs(provider, api_base=other.openai_base))
+        assert other.request_count == 1 and provider.request_count == 1
+        assert a.id != b.id
+        again = await llmstash.acompletion(
+            **chat_kwargs(provider, api_base=provider.openai_base + "/")
+        )
+        assert again.id == a.id  # a trailing slash names the same server

@@ -19,10 +19,9 @@ KEY_VERSION = "v1"
 
 IGNORED_PARAMS: frozenset[str] = frozenset(
     {
-        # credentials and routing that do not change the answer
+        # credentials and versions that do not change the answer (a named server does:
+        # "api_base" is part of the key)
         "api_key",
-        "api_base",
-        "base_url",
         "api_version",
         "organization",
         "extra_headers",
@@ -96,6 +95,8 @@ def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
     :func:`make_input_keys` can hash the shared part once for a batch of inputs.
     """
     fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    if isinstance(fields.get("api_base"), str):
+        fields["api_base"] = fields["api_base"].rstrip("/")
     if "input" in fields:
         item = fields.pop("input")
         return make_input_keys(fields, [item], namespace)[0]
@@ -108,6 +109,8 @@ def make_input_keys(
     """``make_key(kwargs | {"input": x})`` for every ``x`` of ``inputs``, sharing the work."""
     fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
     fields.pop("input", None)
+    if isinstance(fields.get("api_base"), str):
+        fields["api_base"] = fields["api_base"].rstrip("/")
     base = hashlib.sha256(canonical_json(fields))
     base.update(b"\n")
     prefix = _prefix(namespace)
