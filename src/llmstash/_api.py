@@ -6,7 +6,7 @@ import asyncio
 import functools
 import sys
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
 from . import _sync
@@ -48,7 +48,37 @@ def _load_client() -> Client:
     if client is None:
         client = _clients[loop] = Client()
         client._default = True  # owned by llmstash, never reported as unclosed
+        _close_with_loop(loop, client)
     return client
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
+    """Close ``client`` (and the cache's connections of this loop) when the loop shuts down.
+
+    ``asyncio.run()`` closes every live async generator of its loop before closing the loop;
+    a generator started here and parked at its first ``yield`` is told then, and its
+    ``finally`` releases the connections. Without it, each ``asyncio.run(acompletion(...))``
+    would leave a Client, its sockets and its closed loop behind.
+    """
+
+    async def watch() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if _clients.get(loop) is client:
+                del _clients[loop]
+            await client.aclose()
+            cache = getattr(sys.modules["llmstash"], "cache", None)
+            if isinstance(cache, Cache):
+                await cache.aclose()
+
+    watcher = watch()
+    step = watcher.asend(None)  # registers with the loop's shutdown, then runs to the yield
+    try:
+        step.send(None)
+    except StopIteration:
+        pass
+    client._watcher = watcher  # kept alive as long as the client
 
 
 async def _aclose_client() -> None:

@@ -160,6 +160,7 @@ class Client:
         self._flights: dict[str, _Call] = {}
         self._state = _State.OPEN
         self._default = False
+        self._watcher: object | None = None
 
     async def __aenter__(self) -> Client:
         self._check_open()
