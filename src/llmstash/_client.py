@@ -411,6 +411,8 @@ class Client:
                 )
         except BaseException as exc:
             self._land_flight(call, exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, Exception) and self._has_hooks(call.settings):
+                self._failure(call, exc)
             raise
         stream = AsyncStream(self, call, source, hit=False)
         await stream._prime()
