@@ -366,16 +366,8 @@ class Client:
         return response
 
     async def _call_provider(self, call: _Call) -> ModelResponse:
-        provider, route = self._route(call, "chat")
-        if call.settings.callbacks:
-            self._dispatcher.pre_call(
-                call.settings.callbacks,
-                call.model,
-                call.messages,
-                self._event_kwargs(call),
-                is_async=call.is_async,
-            )
         assert call.messages is not None
+        provider, route = self._route(call, "chat", call.messages)
         return await provider.chat(
             self.http,
             route,
@@ -391,16 +383,8 @@ class Client:
             if mock_response is not None:
                 source = _replay(response_to_chunks(_mock_chat(call, mock_response)))
             else:
-                provider, route = self._route(call, "chat")
-                if call.settings.callbacks:
-                    self._dispatcher.pre_call(
-                        call.settings.callbacks,
-                        call.model,
-                        call.messages,
-                        self._event_kwargs(call),
-                        is_async=call.is_async,
-                    )
                 assert call.messages is not None
+                provider, route = self._route(call, "chat", call.messages)
                 source = provider.chat_stream(
                     self.http,
                     route,
@@ -532,15 +516,7 @@ class Client:
         return response
 
     async def _embed_provider(self, call: _Call, inputs: list[Any]) -> EmbeddingResponse:
-        provider, route = self._route(call, "embedding")
-        if call.settings.callbacks:
-            self._dispatcher.pre_call(
-                call.settings.callbacks,
-                call.model,
-                inputs,
-                self._event_kwargs(call),
-                is_async=call.is_async,
-            )
+        provider, route = self._route(call, "embedding", inputs)
         return await provider.embed(
             self.http,
             route,
@@ -627,8 +603,9 @@ class Client:
         )
 
     def _route(
-        self, call: _Call, call_type: Literal["chat", "embedding"]
+        self, call: _Call, call_type: Literal["chat", "embedding"], payload: Any
     ) -> tuple[Provider, Route]:
+        """Resolve the provider, then tell pre-call hooks what is about to be sent."""
         provider, route = resolve(
             call.model,
             api_base=call.api_base,
@@ -638,6 +615,14 @@ class Client:
         )
         call.provider_name = route.provider
         call.resolved_base = route.api_base
+        if call.settings.callbacks:
+            self._dispatcher.pre_call(
+                call.settings.callbacks,
+                call.model,
+                payload,
+                self._event_kwargs(call),
+                is_async=call.is_async,
+            )
         return provider, route
 
     @staticmethod
