@@ -221,8 +221,6 @@ class Client:
             )
         return self._http
 
-    # -- public calls ----------------------------------------------------------------------
-
     async def acompletion(self, model: str, messages: Any = None, **kwargs: Any) -> Any:
         """A chat completion (``stream=True``: an :class:`AsyncStream`); see
         :func:`llmstash.acompletion` for the arguments."""
@@ -231,8 +229,6 @@ class Client:
     async def aembedding(self, model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
         """Embeddings; see :func:`llmstash.aembedding` for the arguments."""
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
-
-    # -- chat ------------------------------------------------------------------------------
 
     async def _complete(
         self, settings: CallSettings, is_async: bool, model: str, messages: Any, **params: Any
@@ -432,8 +428,6 @@ class Client:
                 self._success(call, response, cache_hit=False, cost=cost)
         return response
 
-    # -- embeddings ------------------------------------------------------------------------
-
     async def _embed(
         self, settings: CallSettings, is_async: bool, model: str, inputs: Any, **params: Any
     ) -> EmbeddingResponse:
@@ -525,8 +519,6 @@ class Client:
             timeout=call.timeout,
             num_retries=call.num_retries,
         )
-
-    # -- shared stages ---------------------------------------------------------------------
 
     def _prepare(
         self,

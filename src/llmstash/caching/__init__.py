@@ -242,8 +242,6 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache(type={self.type!r}, namespace={self.namespace!r}, ttl={self.ttl!r})"
 
-    # -- keys -------------------------------------------------------------------------------
-
     def get_cache_key(self, *args: Any, **kwargs: Any) -> str:
         """The key for a call given its keyword arguments (``model``, ``messages`` or
         ``input``, and provider parameters). Replace it with your own function by assignment:
@@ -284,8 +282,6 @@ class Cache:
             namespace = str(controls["namespace"])
         return make_input_keys(kwargs, inputs, namespace)
 
-    # -- backend selection ------------------------------------------------------------------
-
     @property
     def backend(self) -> CacheBackend:
         """The backend serving the current event loop (Redis clients belong to one loop)."""
@@ -298,8 +294,6 @@ class Cache:
             spare, self._spare = self._spare, None
             backend = self._per_loop[loop] = spare if spare is not None else self._factory()
         return backend
-
-    # -- failure accounting -----------------------------------------------------------------
 
     def _ok(self) -> None:
         if self._failing:
@@ -322,8 +316,6 @@ class Cache:
                 self._breaker.failures,
                 self._breaker.reset,
             )
-
-    # -- reads --------------------------------------------------------------------------------
 
     def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | None:
         if raw is None:
@@ -426,8 +418,6 @@ class Cache:
         if ttl > 0:
             self._tier.set_nowait(key, raw, ttl=ttl)
 
-    # -- writes -------------------------------------------------------------------------------
-
     def store(self, items: Mapping[str, bytes], ttl: float | None) -> None:
         """Store entries. In memory this is immediate; for Redis the write runs in the
         background and the value is served from memory until it lands (read-your-writes)."""
@@ -475,8 +465,6 @@ class Cache:
         while mine := [t for t in self._tasks if t.get_loop() is loop]:
             await asyncio.gather(*mine, return_exceptions=True)
 
-    # -- cross-process single-flight --------------------------------------------------------
-
     async def aacquire_lease(self, key: str) -> bool:
         """Take the cross-process lease for ``key``; True also when leasing is off or fails
         (then every process makes its own call, as without a lease)."""
@@ -517,8 +505,6 @@ class Cache:
                 return entry
             delay = min(delay * 2, 0.1)
         return None
-
-    # -- management ---------------------------------------------------------------------------
 
     async def adelete(self, *keys: str) -> int:
         """Delete entries by key (from the in-process tier too); returns how many existed."""
