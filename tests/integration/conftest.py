@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import llmstash
-from llmstash import _api
+from llmstash import _api, _sync
 from llmstash.caching import Cache
 
 
@@ -27,6 +27,38 @@ async def llm() -> AsyncIterator[None]:
     llmstash.cache, llmstash.callbacks, llmstash.success_callback = saved
     llmstash.failure_callback = []
     await _api._aclose_client()
+
+
+@pytest.fixture
+def sync_llm() -> Iterator[None]:
+    """For sync tests that set ``llmstash.cache`` or callbacks: module settings cleared before,
+    and after the test its sync events flushed, its cache closed on the sync loop and the
+    settings restored, whether the test passed or not."""
+    saved = (
+        llmstash.cache,
+        llmstash.callbacks,
+        llmstash.success_callback,
+        llmstash.failure_callback,
+    )
+    llmstash.cache = None
+    llmstash.callbacks = []
+    llmstash.success_callback = []
+    llmstash.failure_callback = []
+    try:
+        yield
+    finally:
+        cache = llmstash.cache
+        try:
+            llmstash.flush_callbacks()
+            if cache is not None and _sync.loop_if_started() is not None:
+                _sync.run(cache.aclose)
+        finally:
+            (
+                llmstash.cache,
+                llmstash.callbacks,
+                llmstash.success_callback,
+                llmstash.failure_callback,
+            ) = saved
 
 
 @pytest.fixture(params=["local", "redis", "cluster"])

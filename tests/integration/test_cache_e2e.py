@@ -7,10 +7,12 @@ import time
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import llmstash
 from llmstash.caching import Cache
+from tests._fixtures_redis import eventually
 
 MSGS = [{"role": "user", "content": "what is a cache?"}]
 
@@ -221,7 +223,13 @@ async def test_embeddings_cached_per_input(provider, any_cache):
     fresh = await llmstash.aembedding(**emb_kwargs(provider, ["x", "y"]), caching=False)
     assert mixed.data[0].embedding == fresh.data[0].embedding
     assert mixed.data[2].embedding == fresh.data[1].embedding
-    assert mixed.usage.prompt_tokens == mixed.usage.total_tokens > 0
+    # Usage counts every input, the cached ones too: as an uncached call of the same inputs.
+    uncached = await llmstash.aembedding(
+        **emb_kwargs(provider, ["x", "c", "y", "a"]), caching=False
+    )
+    assert provider.requests[-1].json["input"] == ["x", "c", "y", "a"]
+    assert mixed.usage.prompt_tokens == uncached.usage.prompt_tokens == 4
+    assert mixed.usage.total_tokens == uncached.usage.total_tokens == 4
     assert mixed["data"][0]["embedding"][0] == fresh.data[0].embedding[0]
     assert isinstance(mixed.model_dump()["data"][0]["embedding"], list)
 
@@ -247,22 +255,19 @@ async def test_garbage_under_the_key_is_a_miss(provider, any_cache):
     assert provider.request_count == 3
 
 
-def test_sync_completion_hits_and_respects_call_types(provider):
+def test_sync_completion_hits_and_respects_call_types(provider, sync_llm):
     llmstash.cache = Cache(supported_call_types=["acompletion"])
-    try:
-        llmstash.completion(**chat_kwargs(provider))
-        llmstash.completion(**chat_kwargs(provider))
-        assert provider.request_count == 2  # "acompletion" does not cover completion
-        llmstash.cache = Cache()
-        r1 = llmstash.completion(**chat_kwargs(provider))
-        r2 = llmstash.completion(**chat_kwargs(provider))
-        assert provider.request_count == 3 and r1 == r2
-        chunks = list(llmstash.completion(**chat_kwargs(provider), stream=True))
-        assert provider.request_count == 3 and len(chunks) > 1
-        e = llmstash.embedding(**emb_kwargs(provider, ["s1", "s2"]))
-        assert len(e.data) == 2
-    finally:
-        llmstash.cache = None
+    llmstash.completion(**chat_kwargs(provider))
+    llmstash.completion(**chat_kwargs(provider))
+    assert provider.request_count == 2  # "acompletion" does not cover completion
+    llmstash.cache = Cache()
+    r1 = llmstash.completion(**chat_kwargs(provider))
+    r2 = llmstash.completion(**chat_kwargs(provider))
+    assert provider.request_count == 3 and r1 == r2
+    chunks = list(llmstash.completion(**chat_kwargs(provider), stream=True))
+    assert provider.request_count == 3 and len(chunks) > 1
+    e = llmstash.embedding(**emb_kwargs(provider, ["s1", "s2"]))
+    assert len(e.data) == 2
 
 
 async def test_constructor_does_no_io_and_dead_redis_is_a_fast_miss(provider, llm, free_tcp_port):
@@ -281,19 +286,41 @@ async def test_constructor_does_no_io_and_dead_redis_is_a_fast_miss(provider, ll
     assert time.perf_counter() - t0 < 8 * 0.5
 
 
-async def test_redis_env_fallback(monkeypatch, provider, llm, redis_url):
-    from urllib.parse import urlparse
+REDIS_ENV = ("REDIS_URL", "REDIS_SSL_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD")
 
-    parsed = urlparse(redis_url)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("REDIS_HOST", parsed.hostname or "127.0.0.1")
-    monkeypatch.setenv("REDIS_PORT", str(parsed.port or 6379))
-    cache = Cache(type="redis", namespace="envtest")
+
+@pytest.mark.parametrize("how", ["host_port", "host_port_password", "url"])
+async def test_redis_env_fallback(monkeypatch, provider, llm, redis_server_factory, how):
+    """With no host given, Cache(type="redis") goes where the environment says: a private
+    server on a free port (so an ignored REDIS_PORT would reach 6379 instead), one that needs
+    the password from REDIS_PASSWORD, or REDIS_URL."""
+    password = "env pass-word" if how == "host_port_password" else None
+    server = redis_server_factory(*(["--requirepass", password] if password else []))
+    for name in REDIS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if how == "url":
+        monkeypatch.setenv("REDIS_URL", f"redis://{server.host}:{server.port}/2")
+    else:
+        monkeypatch.setenv("REDIS_HOST", server.host)
+        monkeypatch.setenv("REDIS_PORT", str(server.port))
+        if password:
+            monkeypatch.setenv("REDIS_PASSWORD", password)
+    db = 2 if how == "url" else 0
+    raw = aioredis.Redis(host=server.host, port=server.port, password=password, db=db)
+    cache = Cache(type="redis", namespace=f"envtest-{uuid.uuid4().hex}")
     llmstash.cache = cache
-    await llmstash.acompletion(**chat_kwargs(provider))
-    r = await llmstash.acompletion(**chat_kwargs(provider))
-    assert r._hidden_params["cache_hit"] is True
-    await cache.aclear()
+    try:
+        r1 = await llmstash.acompletion(**chat_kwargs(provider))
+        await cache.aflush_writes()
+        key = r1._hidden_params["cache_key"]
+        assert await raw.get(key) is not None  # landed on the server the environment names
+        r2 = await llmstash.acompletion(**chat_kwargs(provider))
+        assert r2._hidden_params["cache_hit"] is True
+        assert provider.request_count == 1
+    finally:
+        await cache.aflush_writes()
+        await cache.aclear()
+        await raw.aclose()
 
 
 async def test_single_flight_streams_every_waiter_gets_the_whole_stream(provider, any_cache):
@@ -316,20 +343,42 @@ async def test_single_flight_streams_every_waiter_gets_the_whole_stream(provider
     assert response.choices[0].message.content == "Echo: what is a cache?"
 
 
+async def wait_for_requests(provider, n: int, within: float = 5.0) -> None:
+    """Poll until the provider has received ``n`` requests (fail after ``within`` s)."""
+
+    async def arrived() -> bool:
+        return provider.request_count >= n
+
+    await eventually(arrived, within)
+    assert provider.request_count == n
+
+
+async def settle(tasks, within: float = 0.1) -> None:
+    """Give ``tasks`` time to reach their wait (a Redis lookup first takes a round trip); none
+    may finish meanwhile."""
+    await asyncio.sleep(within)
+    assert not any(t.done() for t in tasks)
+
+
 async def test_single_flight_followers_recover_when_the_leader_abandons(provider, any_cache):
     provider.latency = 0.05
-    leader = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
-    followers = [
-        asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(3)
-    ]
-    await asyncio.sleep(0.01)
-    await leader.aclose()
     try:
+        leader = await llmstash.acompletion(**chat_kwargs(provider), stream=True)
+        await wait_for_requests(provider, 1)
+        followers = [
+            asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(3)
+        ]
+        await settle(followers)
+        assert provider.request_count == 1  # the followers wait on the leader's stream
+        await leader.aclose()
         results = await asyncio.gather(*followers)
     finally:
         provider.latency = 0.0
     assert all(r.choices[0].message.content == "Echo: what is a cache?" for r in results)
-    assert provider.request_count >= 2  # the abandoned stream was not shared or stored
+    # The abandoned stream was neither shared nor stored: one follower took over, the others
+    # shared its answer.
+    assert provider.request_count == 2
+    assert len({r.id for r in results}) == 1
 
 
 async def test_an_unread_stream_does_not_block_an_identical_call(provider, any_cache):
@@ -340,35 +389,34 @@ async def test_an_unread_stream_does_not_block_an_identical_call(provider, any_c
 
 
 async def test_a_cancelled_leader_hands_over_to_one_follower(provider, any_cache):
-    provider.latency = 0.2
-    try:
-        leader = asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider)))
-        await asyncio.sleep(0.02)
-        followers = [
-            asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(20)
-        ]
-        await asyncio.sleep(0.05)
-        leader.cancel()
-        results = await asyncio.gather(*followers)
-    finally:
-        provider.latency = 0.0
+    provider.hang_next(0.5)  # the leader's request only
+    leader = asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider)))
+    await wait_for_requests(provider, 1)  # the leader's request is at the provider
+    followers = [
+        asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider))) for _ in range(20)
+    ]
+    await settle(followers)
+    assert provider.request_count == 1  # the followers wait on the leader
+    leader.cancel()
+    results = await asyncio.gather(*followers)
+    with pytest.raises(asyncio.CancelledError):
+        await leader
     assert provider.request_count == 2  # the cancelled one and a single successor
     assert len({r.id for r in results}) == 1
 
 
 async def test_credential_errors_are_not_shared_with_followers(provider, any_cache):
-    provider.latency = 0.1
-    try:
-        no_key = chat_kwargs(provider, api_key=None)
-        results = await asyncio.gather(
-            llmstash.acompletion(**{**no_key, "api_base": provider.openai_base}, num_retries=0),
-            llmstash.acompletion(**chat_kwargs(provider)),
-            return_exceptions=True,
-        )
-    finally:
-        provider.latency = 0.0
+    provider.hang_next(0.2)  # the keyless call's request only
+    no_key = chat_kwargs(provider, api_key=None)
+    # The keyless call must lead: its request is at the provider before the other starts
+    # (started together, either lookup may come back first on a cluster).
+    leader = asyncio.ensure_future(llmstash.acompletion(**no_key, num_retries=0))
+    await wait_for_requests(provider, 1)
+    follower = asyncio.ensure_future(llmstash.acompletion(**chat_kwargs(provider)))
+    results = await asyncio.gather(leader, follower, return_exceptions=True)
     assert isinstance(results[0], llmstash.AuthenticationError)
     assert results[1].choices[0].message.content == "Echo: what is a cache?"
+    assert provider.request_count == 2  # the follower made its own call with its own key
 
 
 async def test_a_stream_cut_short_is_not_stored(any_cache):

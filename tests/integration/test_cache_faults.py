@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import redis.asyncio as aioredis
 
@@ -76,6 +77,9 @@ async def test_slow_redis_is_bounded_by_the_lookup_budget(provider, llm, redis_s
     await cache.aflush_writes()
     blocker = aioredis.Redis(host=private_redis.host, port=private_redis.port)
     try:
+        # Connected first, so that DEBUG SLEEP reaches the server at once and not after a
+        # connection handshake that could outlast the pause below.
+        assert await blocker.ping()
         # DEBUG SLEEP blocks the server for a second; our lookup must give up after ~50 ms.
         task = asyncio.ensure_future(blocker.execute_command("DEBUG", "SLEEP", "1"))
         await asyncio.sleep(0.05)
@@ -91,7 +95,7 @@ async def test_slow_redis_is_bounded_by_the_lookup_budget(provider, llm, redis_s
 
 
 async def test_garbage_planted_under_the_real_key_is_a_miss(provider, llm, redis_url):
-    cache = Cache(type="redis", url=redis_url, namespace="garbage-test")
+    cache = Cache(type="redis", url=redis_url, namespace=f"garbage-{uuid.uuid4().hex}")
     llmstash.cache = cache
     key = cache.get_cache_key(**chat(provider))
     client = aioredis.Redis.from_url(redis_url)
@@ -101,60 +105,62 @@ async def test_garbage_planted_under_the_real_key_is_a_miss(provider, llm, redis
             r = await llmstash.acompletion(**chat(provider))
             assert r._hidden_params["cache_hit"] is False
             await cache.aflush_writes()
+        assert provider.request_count == 3
     finally:
+        await cache.aflush_writes()
+        await cache.aclear()
         await client.delete(key)
         await client.aclose()
-    assert provider.request_count == 3
-    await cache.aclose()
+        await cache.aclose()
 
 
 async def test_redis_is_the_source_of_truth(provider, llm, redis_url):
-    cache = Cache(type="redis", url=redis_url, namespace="truth-test")
+    cache = Cache(type="redis", url=redis_url, namespace=f"truth-{uuid.uuid4().hex}")
     llmstash.cache = cache
-    r1 = await llmstash.acompletion(**chat(provider))
-    await cache.aflush_writes()
     client = aioredis.Redis.from_url(redis_url)
     try:
+        r1 = await llmstash.acompletion(**chat(provider))
+        await cache.aflush_writes()
         assert await client.delete(r1._hidden_params["cache_key"]) == 1
+        r2 = await llmstash.acompletion(**chat(provider))
+        assert r2._hidden_params["cache_hit"] is False  # no hidden in-process copy served it
     finally:
         await client.aclose()
-    r2 = await llmstash.acompletion(**chat(provider))
-    assert r2._hidden_params["cache_hit"] is False  # no hidden in-process copy served it
-    await cache.aflush_writes()
-    await cache.aclear()
-    await cache.aclose()
+        await cache.aflush_writes()
+        await cache.aclear()
+        await cache.aclose()
 
 
 async def test_opt_in_memory_tier_honours_deletes(provider, llm, redis_url):
-    cache = Cache(type="redis", url=redis_url, namespace="tier-test", default_in_memory_ttl=30)
+    namespace = f"tier-{uuid.uuid4().hex}"
+    cache = Cache(type="redis", url=redis_url, namespace=namespace, default_in_memory_ttl=30)
     llmstash.cache = cache
-    r1 = await llmstash.acompletion(**chat(provider))
-    await cache.aflush_writes()
-    r2 = await llmstash.acompletion(**chat(provider))
-    assert r2._hidden_params["cache_hit"] is True and r2 == r1
-    assert await cache.adelete(r1._hidden_params["cache_key"]) == 1
-    r3 = await llmstash.acompletion(**chat(provider))
-    assert r3._hidden_params["cache_hit"] is False
-    await cache.aflush_writes()
-    await cache.aclear()
-    await cache.aclose()
-
-
-def test_sync_call_against_a_dead_redis_is_bounded(provider, free_tcp_port):
-    llmstash.cache = fault_cache(f"redis://127.0.0.1:{free_tcp_port}")
     try:
-        for i in range(4):
-            t0 = time.perf_counter()
-            r = llmstash.completion(**chat(provider, f"sync dead {i}"))
-            assert time.perf_counter() - t0 < STALL
-            assert r.choices[0].message.content == f"Echo: sync dead {i}"
+        r1 = await llmstash.acompletion(**chat(provider))
+        await cache.aflush_writes()
+        r2 = await llmstash.acompletion(**chat(provider))
+        assert r2._hidden_params["cache_hit"] is True and r2 == r1
+        assert await cache.adelete(r1._hidden_params["cache_key"]) == 1
+        r3 = await llmstash.acompletion(**chat(provider))
+        assert r3._hidden_params["cache_hit"] is False
     finally:
-        llmstash.cache = None
+        await cache.aflush_writes()
+        await cache.aclear()
+        await cache.aclose()
+
+
+def test_sync_call_against_a_dead_redis_is_bounded(provider, sync_llm, free_tcp_port):
+    llmstash.cache = fault_cache(f"redis://127.0.0.1:{free_tcp_port}")
+    for i in range(4):
+        t0 = time.perf_counter()
+        r = llmstash.completion(**chat(provider, f"sync dead {i}"))
+        assert time.perf_counter() - t0 < STALL
+        assert r.choices[0].message.content == f"Echo: sync dead {i}"
 
 
 async def test_lease_makes_workers_share_one_call(provider, llm, redis_url):
     """Two Clients with their own Cache objects stand for two processes sharing a Redis."""
-    namespace = f"lease-{time.time_ns()}"
+    namespace = f"lease-{uuid.uuid4().hex}"
     caches = [Cache(type="redis", url=redis_url, namespace=namespace, lease=2.0) for _ in range(2)]
     clients = [llmstash.Client(cache=c) for c in caches]
     provider.latency = 0.1
@@ -177,7 +183,7 @@ async def test_lease_makes_workers_share_one_call(provider, llm, redis_url):
 
 
 async def test_memory_tier_never_outlives_the_entry_ttl(provider, llm, redis_url):
-    namespace = f"tier-ttl-{time.time_ns()}"
+    namespace = f"tier-ttl-{uuid.uuid4().hex}"
     writer = Cache(type="redis", url=redis_url, namespace=namespace)
     reader = Cache(type="redis", url=redis_url, namespace=namespace, default_in_memory_ttl=30)
     try:

@@ -83,7 +83,7 @@ async def test_auth_and_database(redis_server_factory):
         assert await backend.lookup(["k", "nope"], 1.0) == [b"in db 3", None]
         await backend.aclose()
         wrong = PipelinedReader(server.host, server.port, password="wrong")
-        with pytest.raises(CacheBackendError):
+        with pytest.raises(CacheBackendError, match="WRONGPASS"):
             await wrong.get("k")
         wrong.close()
     finally:

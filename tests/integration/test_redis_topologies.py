@@ -63,8 +63,9 @@ async def test_a_missing_or_wrong_password_is_a_backend_error(
     backend = RedisBackend.from_params(
         host=locked_redis.host, port=locked_redis.port, password=password
     )
+    refusal = "NOAUTH" if password is None else "WRONGPASS"
     try:
-        with pytest.raises(CacheBackendError):
+        with pytest.raises(CacheBackendError, match=refusal):
             await backend.get("k")
         assert await backend.ping() is False
     finally:
@@ -194,8 +195,11 @@ async def test_sentinel_passwords_go_where_they_belong(
     backend = RedisBackend.from_sentinel(
         redis_sentinel.sentinel_nodes, redis_sentinel.service_name, **passwords
     )
+    # A wrong master password is refused by the master; a wrong Sentinel password leaves
+    # the Sentinel unable to name the master.
+    expected = "AuthenticationError" if wrong == "password" else "MasterNotFound"
     try:
-        with pytest.raises(CacheBackendError):
+        with pytest.raises(CacheBackendError, match=expected):
             await backend.get("k")
     finally:
         await backend.aclose()

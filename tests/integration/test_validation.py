@@ -93,7 +93,7 @@ def test_mock_response_exception_is_raised():
 def test_bad_redis_settings_fail_at_construction_and_litellm_extras_are_ignored():
     with pytest.raises(InvalidRequestError, match="decode_responses"):
         llmstash.Cache(type="redis", host="127.0.0.1", port=6379, decode_responses=True)
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(InvalidRequestError, match="no_such_option"):
         llmstash.Cache(type="redis", host="127.0.0.1", port=6379, no_such_option=1)
     cache = llmstash.Cache(type="redis", host="127.0.0.1", similarity_threshold=0.8)
     assert cache.type == "redis"

@@ -130,8 +130,20 @@ def test_cache_get_cache_key_uses_namespace_and_can_be_replaced():
     assert cache.get_cache_key(model="m", messages=MSGS).startswith("team:llmstash:v1:")
     per_call = cache.get_cache_key(model="m", messages=MSGS, cache={"namespace": "other"})
     assert per_call.startswith("other:llmstash:v1:")
-    cache.get_cache_key = lambda *a, **kw: "mine"  # type: ignore[method-assign]
-    assert cache.get_cache_key(model="m", messages=MSGS) == "mine"
+    seen: list[dict] = []
+
+    def mine(*args, **kwargs):
+        seen.append(kwargs)
+        return "mine"
+
+    cache.get_cache_key = mine  # type: ignore[method-assign]
+    # The cache's own key paths go through the replacement, with the call's arguments.
+    assert cache.chat_cache_key("m", MSGS, {"temperature": 0.5}, None) == "mine"
+    assert seen[-1]["model"] == "m" and seen[-1]["messages"] == MSGS
+    assert seen[-1]["temperature"] == 0.5
+    assert cache.input_cache_keys(["x"], model="e") == ["mine"]
+    assert seen[-1]["input"] == "x" and seen[-1]["model"] == "e"
+    # (acompletion using it end to end: tests/integration/test_contract_gaps.py)
 
 
 def test_batched_input_keys_match_single_keys():

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openai.types.chat import ChatCompletion
 
 from llmstash._config import DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_ANTHROPIC_VERSION
 from llmstash.exceptions import APIResponseValidationError, InvalidRequestError
@@ -630,12 +631,11 @@ def test_stop_reason_mapping(stop_reason: str, finish: str) -> None:
 
 
 def test_parsed_anthropic_response_validates_as_openai_chat_completion() -> None:
-    openai_types = pytest.importorskip("openai.types.chat")
     raw = {
         **ANTHROPIC_BODY,
         "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
         "stop_reason": "tool_use",
     }
     resp = parse_messages_response(json.dumps(raw).encode(), ANTHROPIC)
-    validated = openai_types.ChatCompletion.model_validate(resp.model_dump())
+    validated = ChatCompletion.model_validate(resp.model_dump())
     assert validated.choices[0].message.tool_calls[0].function.name == "f"

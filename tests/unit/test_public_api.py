@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
 
 import llmstash
 import llmstash.exceptions
@@ -48,10 +55,63 @@ def test_import_does_not_load_redis_or_pydantic():
     assert out.stdout.strip() == ""
 
 
-def test_redis_cache_constructor_does_no_io():
-    # port 1 has nothing listening: a constructor doing I/O would fail or hang here.
-    cache = llmstash.Cache(type="redis", host="127.0.0.1", port="1")
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening socket on a free loopback port that never accepts by itself: a connection
+    attempt shows up as the socket becoming readable."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        sock.setblocking(False)
+        yield sock
+
+
+def redis_cache_forms(port: int) -> dict[str, dict[str, Any]]:
+    return {
+        "host": {"host": "127.0.0.1", "port": port},
+        "host_port_as_string": {"host": "127.0.0.1", "port": str(port)},
+        "url": {"url": f"redis://127.0.0.1:{port}/0"},
+        "cluster": {"redis_startup_nodes": [{"host": "127.0.0.1", "port": port}]},
+        "sentinel": {"sentinel_nodes": [("127.0.0.1", port)], "service_name": "mymaster"},
+    }
+
+
+FORMS = list(redis_cache_forms(0))
+
+
+def connection_attempted(sock: socket.socket, wait: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], wait)
+    if readable:
+        conn, _ = sock.accept()
+        conn.close()
+    return bool(readable)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_redis_cache_constructor_does_no_io(listener: socket.socket, form: str) -> None:
+    port = listener.getsockname()[1]
+    cache = llmstash.Cache(type="redis", **redis_cache_forms(port)[form])
     assert cache.type == "redis"
+    assert not connection_attempted(listener, 0.2)
+
+
+@pytest.mark.parametrize("form", FORMS)
+async def test_redis_cache_constructor_starts_no_background_io(
+    listener: socket.socket, form: str
+) -> None:
+    # Inside a running event loop, a constructor could also start a connection in a task.
+    port = listener.getsockname()[1]
+    cache = llmstash.Cache(type="redis", **redis_cache_forms(port)[form])
+    await anyio.sleep(0.2)
+    assert not connection_attempted(listener, 0)
+    await cache.aclose()
+
+
+def test_the_no_io_check_sees_a_connection(listener: socket.socket) -> None:
+    # The check above can fail: a real connection attempt is seen.
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        assert connection_attempted(listener, 1.0)
 
 
 def test_enable_and_disable_cache():

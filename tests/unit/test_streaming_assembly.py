@@ -5,6 +5,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from llmstash._streaming import assemble_chunks, response_to_chunks
 from llmstash.exceptions import ServiceUnavailableError
@@ -210,9 +211,8 @@ def test_replayed_chunks_look_like_openai() -> None:
     assert chunks[0].choices[0].delta.content == ""
     assert chunks[1].choices[0].delta.content == "Hello there"
     assert chunks[-1].choices[0].finish_reason == "stop"
-    openai_types = pytest.importorskip("openai.types.chat")
     for c in chunks:
-        openai_types.ChatCompletionChunk.model_validate(c.model_dump())
+        ChatCompletionChunk.model_validate(c.model_dump())
 
 
 # provider streams → chunks → assembled --------------------------------------------------------
