@@ -15,7 +15,7 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_asyncio_run_per_call_does_not_leak(provider):
+def test_asyncio_run_per_call_does_not_leak(provider, sync_llm):
     kwargs = {
         "model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "loop lifetime"}],
