@@ -24,7 +24,7 @@ class PrintLogger(CustomLogger):
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
         cost = kwargs.get("response_cost")
         print(
-            f"    [callback] cache_hit={kwargs['cache_hit']} "
+            f"    [callback] {kwargs['call_type']}: cache_hit={kwargs['cache_hit']} "
             f"cost={'n/a' if cost is None else f'${cost:.6f}'}"
         )
 
