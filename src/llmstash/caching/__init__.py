@@ -193,6 +193,9 @@ class Cache:
         self._failing = False
         self._pending_writes: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._write_queues: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[dict[str, bytes], float | None]]
+        ] = weakref.WeakKeyDictionary()
         self._tier: MemoryBackend | None = None
         self._shared: CacheBackend | None = None
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CacheBackend] = (
@@ -434,9 +437,36 @@ class Cache:
         if not self._breaker.allow():
             return
         self._pending_writes.update(items)
-        task = asyncio.get_running_loop().create_task(self._write(dict(items), ttl))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Writes are queued per event loop and sent by one task, many per round trip: a burst
+        # of misses becomes a few pipelines, not a connection per write.
+        loop = asyncio.get_running_loop()
+        queue = self._write_queues.get(loop)
+        if queue is None:
+            queue = self._write_queues[loop] = []
+        queue.append((dict(items), ttl))
+        if len(queue) == 1:
+            task = loop.create_task(self._drain_writes(queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain_writes(self, queue: list[tuple[dict[str, bytes], float | None]]) -> None:
+        try:
+            while queue:
+                batch = list(queue)
+                by_ttl: dict[float | None, dict[str, bytes]] = {}
+                for items, ttl in batch:
+                    by_ttl.setdefault(ttl, {}).update(items)
+                for ttl, items in by_ttl.items():
+                    await self._write(items, ttl)
+                del queue[: len(batch)]
+        finally:
+            # Cancelled (the loop is shutting down): what was not written is dropped, and the
+            # next store() starts a fresh drain.
+            for items, _ in queue:
+                for key, value in items.items():
+                    if self._pending_writes.get(key) is value:
+                        del self._pending_writes[key]
+            queue.clear()
 
     async def _write(self, items: dict[str, bytes], ttl: float | None) -> None:
         try:

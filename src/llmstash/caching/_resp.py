@@ -122,6 +122,10 @@ class _Protocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def closing(self) -> bool:
+        """True once the transport is shutting down (a write failed, or it was closed)."""
+        return self._transport is None or self._transport.is_closing()
+
     def socket(self) -> socket.socket | None:
         """The connection's socket, for options."""
         if self._transport is None:
@@ -163,7 +167,7 @@ class PipelinedReader:
         one lookup's budget, so that a Redis a little slower to reach than the budget still
         gets connected for the lookups that follow."""
         proto = self._proto
-        if proto is not None and proto.open:
+        if proto is not None and proto.open and not proto.closing():
             return proto
         task = self._connecting
         if task is None:
@@ -225,7 +229,7 @@ class PipelinedReader:
 
     async def _send(self, data: bytes, budget: float | None) -> Any:
         proto = self._proto
-        if proto is None or not proto.open:
+        if proto is None or not proto.open or proto.closing():
             proto = await self._connection(budget)
         future = proto.request(data)
         if budget is None:
