@@ -201,3 +201,31 @@ async def test_memory_tier_never_outlives_the_entry_ttl(provider, llm, redis_url
         await reader.aclear()
         await writer.aclose()
         await reader.aclose()
+
+
+async def test_a_burst_of_misses_is_written_in_full(llm, private_redis):
+    """300 concurrent misses: every entry lands, with no write failing for want of a
+    connection (writes are pipelined by one task per loop, not one connection each)."""
+    cache = Cache(type="redis", url=private_redis.url)
+    llmstash.cache = cache
+    try:
+        responses = await asyncio.gather(
+            *[
+                llmstash.acompletion(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": f"burst {i}"}],
+                    mock_response=f"answer {i}",
+                )
+                for i in range(300)
+            ]
+        )
+        await cache.aflush_writes()
+        assert cache.stats()["consecutive_failures"] == 0
+        raw = aioredis.Redis(host=private_redis.host, port=private_redis.port)
+        try:
+            stored = await raw.exists(*[r._hidden_params["cache_key"] for r in responses])
+        finally:
+            await raw.aclose()
+        assert stored == 300
+    finally:
+        await cache.aclose()
