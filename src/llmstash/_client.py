@@ -824,7 +824,7 @@ async def _await_leader(leader: _Call, flight: asyncio.Future[Any]) -> Any:
             return _ALONE
         try:
             return await asyncio.wait_for(asyncio.shield(flight), wait)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin from 3.11 on
             if flight.done():
                 return flight.result()
 

@@ -206,9 +206,13 @@ async def test_memory_tier_never_outlives_the_entry_ttl(provider, llm, redis_url
 async def test_a_burst_of_misses_is_written_in_full(llm, private_redis):
     """300 concurrent misses: every entry lands, with no write failing for want of a
     connection (writes are pipelined by one task per loop, not one connection each)."""
-    cache = Cache(type="redis", url=private_redis.url)
+    # A generous lookup budget and a warm connection: this test is about the writes, so a
+    # slow first connect on a busy machine must not open the breaker (which skips writes).
+    cache = Cache(type="redis", url=private_redis.url, lookup_timeout=2.0)
     llmstash.cache = cache
     try:
+        assert await cache.aping()
+        assert await cache.alookup("warm-up") is None
         responses = await asyncio.gather(
             *[
                 llmstash.acompletion(

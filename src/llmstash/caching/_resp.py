@@ -177,7 +177,7 @@ class PipelinedReader:
             if budget is None:
                 return await asyncio.shield(task)
             return await asyncio.wait_for(asyncio.shield(task), budget)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin from 3.11 on
             raise CacheBackendError(
                 f"Timeout: no connection to Redis at {self._host}:{self._port} within {budget:g}s"
             ) from None
