@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import pytest
 
 import llmstash
@@ -79,6 +80,12 @@ async def any_cache(request: pytest.FixtureRequest, llm: None) -> AsyncIterator[
         # Connect (and, for the cluster, learn the slot map) before the test: a cold client on
         # a busy machine can exceed the 50 ms lookup budget, which is a miss by design.
         assert await cache.aping()
+        # The lookup connection is opened by the first lookup; let it finish connecting.
+        for _ in range(50):
+            await cache.alookup(f"{namespace}:warm-up")
+            if cache.stats()["consecutive_failures"] == 0:
+                break
+            await anyio.sleep(0.05)
     llmstash.cache = cache
     yield cache
     await cache.aflush_writes()
