@@ -207,10 +207,7 @@ class Cache:
         if backend is not None:
             self._shared = backend
         elif cache_type == "local":
-            self._shared = MemoryBackend(
-                max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
-                max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
-            )
+            self._shared = _memory(max_size, max_bytes)
         else:
             kwargs = {k: v for k, v in kwargs.items() if not k.startswith(_LITELLM_ONLY)}
             self._factory = _redis_factory(
@@ -231,10 +228,7 @@ class Cache:
             except (TypeError, ValueError) as exc:
                 raise InvalidRequestError(f"Cache(type='redis'): {exc}") from exc
             if default_in_memory_ttl:
-                self._tier = MemoryBackend(
-                    max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
-                    max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
-                )
+                self._tier = _memory(max_size, max_bytes)
                 self._tier_ttl: float = default_in_memory_ttl
         local = self._shared is not None and getattr(self._shared, "is_local", False)
         self._local_backend: MemoryBackend | None = (
@@ -249,11 +243,7 @@ class Cache:
         """The key for a call given its keyword arguments (``model``, ``messages`` or
         ``input``, and provider parameters). Replace it with your own function by assignment:
         ``cache.get_cache_key = my_fn``; the returned string is then used as it is."""
-        controls = kwargs.get("cache")
-        namespace = self.namespace
-        if isinstance(controls, Mapping) and controls.get("namespace"):
-            namespace = str(controls["namespace"])
-        return make_key(kwargs, namespace)
+        return make_key(kwargs, self._namespace(kwargs.get("cache")))
 
     def chat_cache_key(
         self,
@@ -266,24 +256,23 @@ class Cache:
         building keyword arguments twice unless ``get_cache_key`` has been replaced."""
         if "get_cache_key" in self.__dict__:
             return self.get_cache_key(model=model, messages=messages, **params, cache=controls)
-        namespace = self.namespace
-        if controls and controls.get("namespace"):
-            namespace = str(controls["namespace"])
         fields = {"model": model, "messages": messages}
         if params:
             fields.update(params)
-        return make_key(fields, namespace)
+        return make_key(fields, self._namespace(controls))
 
     def input_cache_keys(self, inputs: list[Any], **kwargs: Any) -> list[str]:
         """Keys for each embedding input: ``get_cache_key(**kwargs, input=x)`` for every
         ``x``, computed in one pass unless ``get_cache_key`` has been replaced."""
         if "get_cache_key" in self.__dict__:
             return [self.get_cache_key(**kwargs, input=x) for x in inputs]
-        controls = kwargs.get("cache")
-        namespace = self.namespace
+        return make_input_keys(kwargs, inputs, self._namespace(kwargs.get("cache")))
+
+    def _namespace(self, controls: object) -> str | None:
+        """The call's ``cache={"namespace": ...}``, else this cache's namespace."""
         if isinstance(controls, Mapping) and controls.get("namespace"):
-            namespace = str(controls["namespace"])
-        return make_input_keys(kwargs, inputs, namespace)
+            return str(controls["namespace"])
+        return self.namespace
 
     @property
     def backend(self) -> CacheBackend:
@@ -463,9 +452,7 @@ class Cache:
             # Cancelled (the loop is shutting down): what was not written is dropped, and the
             # next store() starts a fresh drain.
             for items, _ in queue:
-                for key, value in items.items():
-                    if self._pending_writes.get(key) is value:
-                        del self._pending_writes[key]
+                self._settle(items)
             queue.clear()
 
     async def _write(self, items: dict[str, bytes], ttl: float | None) -> None:
@@ -484,9 +471,13 @@ class Cache:
         except Exception as exc:
             self._fail("write", exc)
         finally:
-            for key, value in items.items():
-                if self._pending_writes.get(key) is value:
-                    del self._pending_writes[key]
+            self._settle(items)
+
+    def _settle(self, items: Mapping[str, bytes]) -> None:
+        """Stop serving ``items`` from memory, unless a newer write replaced them."""
+        for key, value in items.items():
+            if self._pending_writes.get(key) is value:
+                del self._pending_writes[key]
 
     async def aflush_writes(self) -> None:
         """Wait until background writes started on this event loop have finished (or
@@ -586,6 +577,13 @@ class Cache:
         backend = self._per_loop.pop(loop, None)
         if backend is not None:
             await backend.aclose()
+
+
+def _memory(max_size: int | None, max_bytes: int | None) -> MemoryBackend:
+    return MemoryBackend(
+        max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
+        max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
+    )
 
 
 def _check_ttl(value: float | None, name: str) -> None:
