@@ -290,6 +290,7 @@ class Delta(_Model):
     function_call: Function | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
+    thinking_blocks: list[Any] | None = None
 
 
 class StreamingChoices(_Model):
