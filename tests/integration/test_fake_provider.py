@@ -185,13 +185,25 @@ def test_anthropic_message(http, provider):
     }
 
 
-def test_anthropic_rejects_a_missing_key(http, provider):
+@pytest.mark.parametrize(
+    "auth", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}, {"x-api-key": ""}]
+)
+def test_anthropic_rejects_a_missing_key(http, provider, auth):
     body = {"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"anthropic-version": "2023-06-01", "Authorization": "Bearer sk-test"}
+    headers = {"anthropic-version": "2023-06-01", **auth}
     response = http.post(provider.anthropic_base + "/v1/messages", json=body, headers=headers)
     assert response.status_code == 401
     assert response.json()["type"] == "error"
     assert response.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("auth", [{"x-api-key": "sk-ant"}, {"Authorization": "Bearer oauth-tok"}])
+def test_anthropic_accepts_an_api_key_or_a_bearer_token(http, provider, auth):
+    body = {"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"anthropic-version": "2023-06-01", **auth}
+    response = http.post(provider.anthropic_base + "/v1/messages", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["content"] == [{"type": "text", "text": "Echo: hi"}]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 Prints the server's URL on one line, then serves until SIGINT or SIGTERM. Requests are counted
 but not recorded (``GET /_fake/stats`` reads the count, ``POST /_fake/reset`` clears it).
+``--vendor-extras`` makes OpenAI-format answers carry :data:`~llmstash.testing.VENDOR_EXTRAS`
+(kept across resets).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from llmstash.testing import FakeProvider
+from llmstash.testing import VENDOR_EXTRAS, FakeProvider
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -24,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="milliseconds added before each answer"
     )
+    parser.add_argument(
+        "--vendor-extras",
+        action="store_true",
+        help="add citations, reasoning, token details and other vendor fields to OpenAI answers",
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -32,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with FakeProvider(latency=args.latency_ms / 1000, port=args.port, record=False) as server:
+    extras = VENDOR_EXTRAS if args.vendor_extras else None
+    with FakeProvider(
+        latency=args.latency_ms / 1000, port=args.port, record=False, extra_fields=extras
+    ) as server:
         print(server.url, flush=True)
         stop.wait()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -19,20 +20,25 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from llmstash.testing._wire import (
+    ExtraFields,
     InvalidRequest,
     anthropic_answer,
     anthropic_error,
     anthropic_message,
+    anthropic_model,
+    anthropic_models,
     anthropic_stream,
     embeddings,
     openai_answer,
     openai_chat,
     openai_chat_stream,
     openai_error,
+    openai_model,
+    openai_models,
     reason_phrase,
 )
 
-__all__ = ["FakeProvider", "RecordedRequest"]
+__all__ = ["DEFAULT_MODELS", "VENDOR_EXTRAS", "FakeProvider", "RecordedRequest"]
 
 _OPENAI_PATHS = {
     "/v1/chat/completions": "chat",
@@ -42,7 +48,70 @@ _OPENAI_PATHS = {
 }
 _AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
 _ANTHROPIC_PATH = "/v1/messages"
+_MODELS_PATH = re.compile(r"(?:/v1)?/models(?:/([^/]+))?")
 _ADMIN_PREFIX = "/_fake/"
+_OPENAI_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "text-embedding-3-small",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+)
+"""What ``GET /v1/models`` lists until :meth:`FakeProvider.set_models` says otherwise."""
+
+VENDOR_EXTRAS: dict[str, dict[str, Any]] = {
+    "response": {
+        "citations": ["https://example.com/caching", "https://example.org/redis"],
+        "service_tier": "default",
+        "prompt_filter_results": [
+            {
+                "prompt_index": 0,
+                "content_filter_results": {
+                    "hate": {"filtered": False, "severity": "safe"},
+                    "self_harm": {"filtered": False, "severity": "safe"},
+                    "sexual": {"filtered": False, "severity": "safe"},
+                    "violence": {"filtered": False, "severity": "safe"},
+                },
+            }
+        ],
+        "x_vendor": {"a": 1},
+    },
+    "message": {
+        "annotations": [
+            {
+                "type": "url_citation",
+                "url_citation": {
+                    "url": "https://example.com/caching",
+                    "title": "Caching",
+                    "start_index": 0,
+                    "end_index": 4,
+                },
+            }
+        ],
+        "reasoning_content": "The user wants an echo. I will echo.",
+        "reasoning": "The user wants an echo. I will echo.",
+        "x_vendor_message": {"b": 2},
+    },
+    "usage": {
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 8,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+        "x_vendor_usage": {"c": 3},
+    },
+}
+"""A realistic set of vendor fields for :meth:`FakeProvider.set_extra_fields`
+(``server.set_extra_fields(**VENDOR_EXTRAS)``): Perplexity's ``citations``, OpenAI's
+``service_tier``, ``annotations`` and token details, Azure's ``prompt_filter_results``, vLLM's
+``reasoning_content``, OpenRouter's ``reasoning``, and an unknown key at each level."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,6 +128,15 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Settings:
+    """What the test has set, as one request sees it."""
+
+    reply: str | None
+    extras: ExtraFields | None
+    models: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +161,39 @@ class FakeProvider:
     before the first byte of a stream. ``port=0`` picks a free port. ``record=False`` keeps only
     the count, for long runs such as benchmarks.
 
+    What a test can set (until :meth:`reset`): :meth:`set_reply`, :meth:`fail_next`,
+    :meth:`hang_next`, :meth:`set_extra_fields` (vendor fields in OpenAI-format answers) and
+    :meth:`set_models` (what ``GET /v1/models`` lists). ``extra_fields`` (a mapping with
+    ``response``/``message``/``usage`` keys, as :data:`VENDOR_EXTRAS`) and ``models``
+    (default :data:`DEFAULT_MODELS`) set them from the start, and :meth:`reset` returns to them.
+
+    What a request can trigger:
+
+    - OpenAI/Azure ``"logprobs": true`` (with ``top_logprobs``: 0-20 alternatives per token)
+      gives ``choices[0].logprobs = {"content": [...], "refusal": null}``, one entry per token
+      (``token``, ``logprob``, ``bytes``, ``top_logprobs``) with deterministic values; in a
+      stream the role chunk carries ``{"content": [], "refusal": null}`` and each content chunk
+      the entry of its one token. A tool-call answer has ``logprobs: null``.
+    - A stream has ``"usage": null`` on each chunk and a final chunk with ``choices: []`` and
+      the usage only when ``stream_options.include_usage`` is true.
+    - Anthropic ``"thinking": {"type": "enabled", "budget_tokens": N}`` (or ``"adaptive"``)
+      starts the answer to a user turn with a ``thinking`` block whose ``signature`` is
+      ``thinking_signature(text)`` (from ``llmstash.testing``; a tool result is answered without
+      new thinking, as the real API does). A user message containing
+      ``REDACTED_THINKING_TRIGGER`` adds a ``redacted_thinking`` block after it. Streamed:
+      ``content_block_start`` (``{"type": "thinking", "thinking": ""}``), ``thinking_delta``
+      pieces, one ``signature_delta``, ``content_block_stop``; a redacted block comes whole in
+      its ``content_block_start``. As the real API does, the fake refuses (400) a budget under
+      1024 or not under ``max_tokens``, thinking with a forced ``tool_choice``, a thinking block
+      sent back with a signature that does not match its text, and, with thinking on, a tool
+      result whose assistant turn does not start with a thinking block.
+    - ``GET /v1/models`` (or ``/models``) lists the models in OpenAI's format, or in Anthropic's
+      (``type``, ``id``, ``display_name``, ``created_at``; ``has_more``, ``first_id``,
+      ``last_id``; ``limit``/``after_id``/``before_id`` pagination) when the request has an
+      ``anthropic-version`` header; ``GET /v1/models/{id}`` retrieves one (404 if unknown).
+    - Anthropic accepts ``x-api-key`` or ``Authorization: Bearer`` (the official client's
+      ``auth_token=``), and answers 401 without either.
+
     Limits: one choice per answer (``n`` is ignored), ``max_tokens`` never truncates, and tokens
     are whitespace-separated words.
     """
@@ -94,6 +205,8 @@ class FakeProvider:
         *,
         port: int = 0,
         record: bool = True,
+        extra_fields: Mapping[str, Mapping[str, Any]] | None = None,
+        models: Iterable[str] | None = None,
     ) -> None:
         self.latency = latency
         self.embedding_dim = embedding_dim
@@ -105,6 +218,10 @@ class FakeProvider:
         self._failures: deque[_Failure] = deque()
         self._hangs: deque[float] = deque()
         self._reply: str | None = None
+        self._base_extras = _extra_fields(**(extra_fields or {}))
+        self._base_models = DEFAULT_MODELS if models is None else tuple(models)
+        self._extras = self._base_extras
+        self._models = self._base_models
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -190,13 +307,16 @@ class FakeProvider:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Clear the count, the records, pending failures and hangs, and the fixed reply."""
+        """Clear the count, the records, pending failures and hangs and the fixed reply; put the
+        extra fields and the model list back as the constructor set them."""
         with self._lock:
             self._count = 0
             self._requests.clear()
             self._failures.clear()
             self._hangs.clear()
             self._reply = None
+            self._extras = self._base_extras
+            self._models = self._base_models
 
     def fail_next(
         self,
@@ -229,15 +349,49 @@ class FakeProvider:
         with self._lock:
             self._reply = text
 
-    def _admit(self, request: RecordedRequest) -> tuple[float, _Failure | None, str | None]:
-        """Count and record a request; take what it must suffer: a hang, a failure."""
+    def set_extra_fields(
+        self,
+        response: Mapping[str, Any] | None = None,
+        message: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add vendor fields that llmstash's types do not know to every OpenAI/Azure chat answer,
+        until called again (with nothing, to stop) or :meth:`reset`.
+
+        ``response`` keys go at the top level (``citations``, ``service_tier``,
+        ``prompt_filter_results``, ...), ``message`` keys in ``choices[0].message``
+        (``annotations``, ``reasoning_content``, ``reasoning``, ...), ``usage`` keys in
+        ``usage`` (``prompt_tokens_details``, ...); each replaces a key of the fake's own of the
+        same name. In a stream, the ``response`` keys ride on every chunk (the usage chunk
+        included); a text ``reasoning_content`` or ``reasoning`` is streamed in word pieces in
+        deltas after the role chunk and before the content (one delta carrying both keys when
+        their texts are equal, as vLLM sends them); the other ``message`` keys come whole in one
+        delta after the content, before the finish chunk; the ``usage`` keys are in the usage
+        chunk (sent only for ``stream_options.include_usage``). ``VENDOR_EXTRAS`` is a ready
+        set: ``server.set_extra_fields(**VENDOR_EXTRAS)``. Embeddings and Anthropic answers are
+        unchanged.
+        """
+        extras = _extra_fields(response, message, usage)
+        with self._lock:
+            self._extras = extras
+
+    def set_models(self, ids: Iterable[str] | None) -> None:
+        """Make ``GET /v1/models`` list ``ids`` (in order, both formats) until called again or
+        :meth:`reset`; ``None`` restores the constructor's list."""
+        models = self._base_models if ids is None else tuple(ids)
+        with self._lock:
+            self._models = models
+
+    def _admit(self, request: RecordedRequest) -> tuple[float, _Failure | None, _Settings]:
+        """Count and record a request; take what it must suffer (a hang, a failure) and the
+        settings it is answered with."""
         with self._lock:
             self._count += 1
             if self._record:
                 self._requests.append(request)
             hang = self._hangs.popleft() if self._hangs else 0.0
             failure = self._failures.popleft() if self._failures else None
-            return hang, failure, self._reply
+            return hang, failure, _Settings(self._reply, self._extras, self._models)
 
     def _track(self, connection: socket.socket, is_open: bool) -> None:
         with self._lock:
@@ -304,18 +458,20 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             json=_decode(body),
         )
-        hang, failure, reply = self.fake._admit(request)
+        hang, failure, settings = self.fake._admit(request)
         if (hang and self.fake._stopping.wait(hang)) or (
             self.fake.latency and self.fake._stopping.wait(self.fake.latency)
         ):
             self.close_connection = True
             return
-        anthropic = path.startswith(_ANTHROPIC_PATH)
+        anthropic = path.startswith(_ANTHROPIC_PATH) or (
+            _MODELS_PATH.fullmatch(path) is not None and "anthropic-version" in request.headers
+        )
         try:
             if failure is not None:
                 self._fail(failure, anthropic)
             else:
-                self._answer(request, reply)
+                self._answer(request, settings)
         except InvalidRequest as exc:
             if anthropic:
                 self._send(exc.status, anthropic_error(exc.status, exc.message))
@@ -324,12 +480,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
-    def _answer(self, request: RecordedRequest, reply: str | None) -> None:
+    def _answer(self, request: RecordedRequest, settings: _Settings) -> None:
         headers = request.headers
+        reply = settings.reply
+        models = _MODELS_PATH.fullmatch(request.path)
+        if models is not None:
+            self._models(request, models.group(1), settings.models)
+            return
         if request.path == _ANTHROPIC_PATH:
             _require_post(request)
-            if not headers.get("x-api-key"):
-                raise InvalidRequest("x-api-key header is required", status=401)
+            _require_anthropic_auth(headers)
             if not headers.get("anthropic-version"):
                 raise InvalidRequest("anthropic-version: header is required")
             body = _json_object(request)
@@ -358,11 +518,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             _require_post(request)
             if not _bearer(headers):
-                raise InvalidRequest(
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                    status=401,
-                )
+                raise InvalidRequest(_OPENAI_NO_KEY, status=401)
         body = _json_object(request)
         if endpoint == "embeddings":
             self._send(200, embeddings(body, model=deployment, default_dim=self.fake.embedding_dim))
@@ -371,9 +527,31 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            self._stream(openai_chat_stream(answer, include_usage=include_usage))
+            self._stream(
+                openai_chat_stream(answer, include_usage=include_usage, extras=settings.extras)
+            )
         else:
-            self._send(200, openai_chat(answer))
+            self._send(200, openai_chat(answer, settings.extras))
+
+    def _models(self, request: RecordedRequest, model: str | None, ids: tuple[str, ...]) -> None:
+        """``GET /v1/models`` and ``GET /v1/models/{id}``, in Anthropic's format when the
+        request carries ``anthropic-version``."""
+        if request.method != "GET":
+            raise InvalidRequest(f"Method {request.method} not allowed.", status=405)
+        anthropic = "anthropic-version" in request.headers
+        if anthropic:
+            _require_anthropic_auth(request.headers)
+        elif not _bearer(request.headers):
+            raise InvalidRequest(_OPENAI_NO_KEY, status=401)
+        if model is None:
+            body = anthropic_models(ids, request.query) if anthropic else openai_models(ids)
+        elif model in ids:
+            body = msgspec.json.encode(anthropic_model(model) if anthropic else openai_model(model))
+        elif anthropic:
+            raise InvalidRequest(f"model: {model}", status=404)
+        else:
+            raise InvalidRequest(f"The model '{model}' does not exist", status=404, param="model")
+        self._send(200, body)
 
     def _fail(self, failure: _Failure, anthropic: bool) -> None:
         status = failure.status
@@ -464,3 +642,24 @@ def _require_post(request: RecordedRequest) -> None:
 def _bearer(headers: Mapping[str, str]) -> bool:
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(token.strip())
+
+
+def _require_anthropic_auth(headers: Mapping[str, str]) -> None:
+    """Anthropic takes ``x-api-key``, or ``Authorization: Bearer`` (an OAuth/auth token)."""
+    if not (headers.get("x-api-key") or _bearer(headers)):
+        raise InvalidRequest("x-api-key header is required", status=401)
+
+
+def _extra_fields(
+    response: Mapping[str, Any] | None = None,
+    message: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | None = None,
+) -> ExtraFields | None:
+    """Private copies of the extra fields, or ``None`` when there are none."""
+    if not (response or message or usage):
+        return None
+    return ExtraFields(
+        copy.deepcopy(dict(response or {})),
+        copy.deepcopy(dict(message or {})),
+        copy.deepcopy(dict(usage or {})),
+    )

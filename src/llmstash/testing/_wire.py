@@ -1,7 +1,8 @@
 """What the fake provider says, in each provider's wire format: pure functions, no I/O.
 
-A chat request becomes an :class:`Answer` (the reply text, or one tool call), which is then
-rendered as an OpenAI/Azure body, an Anthropic body, or either provider's stream of SSE events.
+A chat request becomes an :class:`Answer` (the reply text, or one tool call; Anthropic thinking;
+OpenAI logprobs), which is then rendered as an OpenAI/Azure body, an Anthropic body, or either
+provider's stream of SSE events. :class:`ExtraFields` adds vendor fields to OpenAI-format answers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -34,6 +35,16 @@ _ANTHROPIC_ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
+REDACTED_THINKING_TRIGGER = (
+    "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_"
+    "46C9A13E193C177646C7398A98432ECCCE4C1253D5E2D82641AC0E52CC2876CB"
+)
+"""A user message containing this string, with thinking on, gets a ``redacted_thinking`` block
+too (the string Anthropic documents for testing redacted thinking)."""
+_MIN_THINKING_BUDGET = 1024
+_MAX_TOP_LOGPROBS = 20
+_MODEL_CREATED = 1700000000
+_MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 
 
 class InvalidRequest(Exception):
@@ -48,13 +59,22 @@ class InvalidRequest(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    """What to say to one chat request, before it is put in a provider's format."""
+    """What to say to one chat request, before it is put in a provider's format.
+
+    ``thinking`` is the Anthropic thinking text (``None``: no thinking block) and
+    ``redacted_thinking`` the data of a ``redacted_thinking`` block after it. ``top_logprobs``
+    is ``None`` unless the OpenAI request asked for ``logprobs``; then it is the number of
+    alternatives per token.
+    """
 
     model: str
     prompt_tokens: int
     text: str = ""
     tool_name: str | None = None
     tool_query: str = ""
+    thinking: str | None = None
+    redacted_thinking: str | None = None
+    top_logprobs: int | None = None
 
     @property
     def tool_arguments(self) -> str:
@@ -63,8 +83,42 @@ class Answer:
 
     @property
     def completion_tokens(self) -> int:
-        """Words in the reply (the tool arguments, for a tool call)."""
-        return words(self.tool_arguments if self.tool_name else self.text)
+        """Words in the reply (the tool arguments, for a tool call) and in the thinking."""
+        said = words(self.tool_arguments if self.tool_name else self.text)
+        return said + words(self.thinking or "")
+
+    @property
+    def thinking_signature(self) -> str:
+        """The ``signature`` of the thinking block (see :func:`thinking_signature`)."""
+        return thinking_signature(self.thinking or "")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraFields:
+    """Vendor fields added to OpenAI-format chat answers, as set by
+    :meth:`FakeProvider.set_extra_fields`: ``response`` at the top level (on every chunk of a
+    stream), ``message`` in ``choices[i].message`` and ``usage`` in ``usage``."""
+
+    response: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    message: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def thinking_signature(thinking: str) -> str:
+    """The deterministic ``signature`` the fake gives a thinking block with this text, and
+    checks when the block is sent back."""
+    digest = hashlib.sha256(b"llmstash-fake-thinking\0" + thinking.encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _redacted_data(question: str) -> str:
+    digest = hashlib.sha256(b"llmstash-fake-redacted\0" + question.encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def thinking_text(question: str) -> str:
+    """The fake model's thinking before it answers ``question``."""
+    return f"The user asks: {question} I will answer briefly."
 
 
 def words(text: str) -> int:
@@ -182,11 +236,100 @@ def openai_answer(body: Mapping[str, Any], *, model: str | None, reply: str | No
         for tool in tools or ()
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
     ]
+    top_logprobs = _top_logprobs(body)
     tool = _chosen_tool(body, names) if messages[-1]["role"] == "user" else None
     if tool is not None:
-        return Answer(model, prompt_tokens, tool_name=tool, tool_query=question)
+        return Answer(
+            model, prompt_tokens, tool_name=tool, tool_query=question, top_logprobs=top_logprobs
+        )
     text = reply if reply is not None else "Echo: " + question
-    return Answer(model, prompt_tokens, text=text)
+    return Answer(model, prompt_tokens, text=text, top_logprobs=top_logprobs)
+
+
+def _top_logprobs(body: Mapping[str, Any]) -> int | None:
+    """``None`` unless the request asks for ``logprobs``; then the alternatives per token."""
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequest("Invalid type for 'logprobs': expected a boolean.", param="logprobs")
+    top = body.get("top_logprobs")
+    if top is None:
+        return 0 if logprobs else None
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= _MAX_TOP_LOGPROBS:
+        raise InvalidRequest(
+            f"Invalid 'top_logprobs': must be an integer from 0 to {_MAX_TOP_LOGPROBS}.",
+            param="top_logprobs",
+        )
+    if not logprobs:
+        raise InvalidRequest(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            param="top_logprobs",
+        )
+    return top
+
+
+def _thinking_on(body: Mapping[str, Any], max_tokens: int) -> bool:
+    """Whether the Anthropic request turns thinking on; refuses what the real API refuses."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return False
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        raise InvalidRequest(
+            "thinking: Input tag does not match any of the expected tags: 'enabled', "
+            "'disabled', 'adaptive'"
+        )
+    if kind == "disabled":
+        return False
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise InvalidRequest("thinking.enabled.budget_tokens: Field required")
+        if budget < _MIN_THINKING_BUDGET:
+            raise InvalidRequest(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+                f"{_MIN_THINKING_BUDGET}"
+            )
+        if max_tokens <= budget:
+            raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
+    return True
+
+
+def _check_thinking_history(messages: list[dict[str, Any]], thinking_on: bool) -> None:
+    """Refuse thinking blocks that come back altered (their signature no longer matches), and,
+    with thinking on, a tool result whose assistant turn does not start with thinking."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if message["role"] != "assistant" or not isinstance(content, list):
+            continue
+        for j, block in enumerate(content):
+            if not isinstance(block, dict) or block.get("type") != "thinking":
+                continue
+            text, signature = block.get("thinking"), block.get("signature")
+            if not isinstance(text, str) or signature != thinking_signature(text):
+                raise InvalidRequest(
+                    f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                )
+    if not thinking_on or not _is_tool_result(messages[-1]):
+        return
+    for i in range(len(messages) - 2, -1, -1):
+        if messages[i]["role"] != "assistant":
+            continue
+        content = messages[i].get("content")
+        first = content[0] if isinstance(content, list) and content else None
+        found = first.get("type") if isinstance(first, dict) else "text"
+        if found not in ("thinking", "redacted_thinking"):
+            raise InvalidRequest(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{found}`. When `thinking` is enabled, a final `assistant` message "
+                "must start with a thinking block (preceding the lastmost set of `tool_use` and "
+                "`tool_result` blocks). We recommend you include thinking blocks from previous "
+                "turns. To avoid this requirement, disable `thinking`."
+            )
+        return
 
 
 def anthropic_answer(body: Mapping[str, Any], *, reply: str | None) -> Answer:
@@ -219,25 +362,76 @@ def anthropic_answer(body: Mapping[str, Any], *, reply: str | None) -> Answer:
         for tool in body.get("tools") or ()
         if isinstance(tool, dict) and isinstance(tool.get("name"), str)
     ]
+    thinking_on = _thinking_on(body, max_tokens)
+    _check_thinking_history(messages, thinking_on)
     asks = last["role"] == "user" and not _is_tool_result(last)
+    thinking = redacted = None
+    if thinking_on and asks:  # a turn thinks once, at its start, not after a tool result
+        thinking = thinking_text(question)
+        if REDACTED_THINKING_TRIGGER in question:
+            redacted = _redacted_data(question)
     tool = _chosen_tool(body, names) if asks else None
     if tool is not None:
-        return Answer(model, prompt_tokens, tool_name=tool, tool_query=question)
+        return Answer(
+            model,
+            prompt_tokens,
+            tool_name=tool,
+            tool_query=question,
+            thinking=thinking,
+            redacted_thinking=redacted,
+        )
     text = reply if reply is not None else "Echo: " + question
-    return Answer(model, prompt_tokens, text=text)
+    return Answer(model, prompt_tokens, text=text, thinking=thinking, redacted_thinking=redacted)
 
 
-def _openai_usage(answer: Answer) -> dict[str, int]:
+def _openai_usage(answer: Answer, extras: ExtraFields | None) -> dict[str, Any]:
     completion = answer.completion_tokens
-    return {
+    usage: dict[str, Any] = {
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": answer.prompt_tokens + completion,
     }
+    if extras is not None:
+        usage.update(extras.usage)
+    return usage
 
 
-def openai_chat(answer: Answer) -> bytes:
-    """A ``chat.completion`` body."""
+def _logprob(token: str, position: int) -> float:
+    """A deterministic log probability in (-1, 0] for the token at ``position``."""
+    seed = hashlib.shake_256(f"{position}:{token}".encode()).digest(2)
+    return -round(int.from_bytes(seed, "little") / 65536, 6)
+
+
+def token_logprobs(text: str, top: int) -> list[dict[str, Any]]:
+    """The ``logprobs.content`` entries of ``text``: one per token (the stream pieces), each
+    with ``top`` alternatives in ``top_logprobs`` (the token itself first, then ``token~1``,
+    ``token~2``, ... one unit of log probability apart)."""
+    entries = []
+    for position, token in enumerate(pieces(text)):
+        logprob = _logprob(token, position)
+        alternatives = [token] + [f"{token}~{k}" for k in range(1, top)]
+        entries.append(
+            {
+                "token": token,
+                "logprob": logprob,
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {"token": alt, "logprob": round(logprob - k, 6), "bytes": list(alt.encode())}
+                    for k, alt in enumerate(alternatives[:top])
+                ],
+            }
+        )
+    return entries
+
+
+def _choice_logprobs(answer: Answer) -> dict[str, Any] | None:
+    if answer.top_logprobs is None or answer.tool_name is not None:
+        return None
+    return {"content": token_logprobs(answer.text, answer.top_logprobs), "refusal": None}
+
+
+def openai_chat(answer: Answer, extras: ExtraFields | None = None) -> bytes:
+    """A ``chat.completion`` body, with ``extras`` added where they belong."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
     if answer.tool_name is not None:
         message["content"] = None
@@ -248,46 +442,98 @@ def openai_chat(answer: Answer) -> bytes:
                 "function": {"name": answer.tool_name, "arguments": answer.tool_arguments},
             }
         ]
+    if extras is not None:
+        message.update(extras.message)
     choice = {
         "index": 0,
         "message": message,
-        "logprobs": None,
+        "logprobs": _choice_logprobs(answer),
         "finish_reason": "stop" if answer.tool_name is None else "tool_calls",
     }
-    return _encode(
-        {
-            "id": "chatcmpl-" + uuid.uuid4().hex,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": answer.model,
-            "choices": [choice],
-            "usage": _openai_usage(answer),
-            "system_fingerprint": _FINGERPRINT,
-        }
-    )
+    body: dict[str, Any] = {
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": answer.model,
+        "choices": [choice],
+        "usage": _openai_usage(answer, extras),
+        "system_fingerprint": _FINGERPRINT,
+    }
+    if extras is not None:
+        body.update(extras.response)
+    return _encode(body)
 
 
-def openai_chat_stream(answer: Answer, *, include_usage: bool) -> Iterator[bytes]:
-    """The SSE events of a streamed ``chat.completion.chunk`` sequence, ``[DONE]`` last."""
-    head = {
+_STREAMED_REASONING = ("reasoning_content", "reasoning")
+
+
+def _extra_deltas(extras: ExtraFields | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The deltas that stream the message extras: word pieces of the text-valued reasoning
+    fields (one delta carrying every field that has the same text, as vLLM sends both), and
+    one delta with every other field whole."""
+    if extras is None:
+        return [], {}
+    reasoning: dict[str, list[str]] = {}
+    whole: dict[str, Any] = {}
+    for key, value in extras.message.items():
+        if key in _STREAMED_REASONING and isinstance(value, str):
+            reasoning.setdefault(value, []).append(key)
+        else:
+            whole[key] = value
+    deltas = [
+        dict.fromkeys(keys, piece) for text, keys in reasoning.items() for piece in pieces(text)
+    ]
+    return deltas, whole
+
+
+def openai_chat_stream(
+    answer: Answer, *, include_usage: bool, extras: ExtraFields | None = None
+) -> Iterator[bytes]:
+    """The SSE events of a streamed ``chat.completion.chunk`` sequence, ``[DONE]`` last.
+
+    With ``include_usage`` every chunk has ``"usage": null`` and a last chunk with no choices
+    carries the usage, as OpenAI does; without it no chunk has a ``usage`` key. With logprobs
+    asked, the role chunk carries ``{"content": [], "refusal": null}`` and each content chunk
+    the entry of its token. ``extras.response`` rides on every chunk; the message extras are
+    streamed by :func:`_extra_deltas` before the content (reasoning) and after it (the rest).
+    """
+    head: dict[str, Any] = {
         "id": "chatcmpl-" + uuid.uuid4().hex,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": answer.model,
         "system_fingerprint": _FINGERPRINT,
     }
+    tail = dict(extras.response) if extras is not None else {}
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def chunk(
+        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         data: dict[str, Any] = {**head, "choices": [choice]}
         if include_usage:
             data["usage"] = None
+        data.update(tail)
         return b"data: " + _encode(data) + b"\n\n"
 
+    reasoning, whole = _extra_deltas(extras)
     if answer.tool_name is None:
-        yield chunk({"role": "assistant", "content": ""})
-        for piece in pieces(answer.text):
-            yield chunk({"content": piece})
+        entries = None
+        if answer.top_logprobs is not None:
+            entries = token_logprobs(answer.text, answer.top_logprobs)
+        opening: dict[str, Any] | None = None
+        if entries is not None:
+            opening = {"content": [], "refusal": None}
+        yield chunk({"role": "assistant", "content": ""}, logprobs=opening)
+        for delta in reasoning:
+            yield chunk(delta)
+        for position, piece in enumerate(pieces(answer.text)):
+            logprobs = None
+            if entries is not None:
+                logprobs = {"content": [entries[position]], "refusal": None}
+            yield chunk({"content": piece}, logprobs=logprobs)
+        if whole:
+            yield chunk(whole)
         yield chunk({}, "stop")
     else:
         call = {
@@ -296,33 +542,60 @@ def openai_chat_stream(answer: Answer, *, include_usage: bool) -> Iterator[bytes
             "type": "function",
             "function": {"name": answer.tool_name, "arguments": ""},
         }
-        yield chunk({"role": "assistant", "content": None, "tool_calls": [call]})
+        if reasoning:
+            yield chunk({"role": "assistant", "content": None})
+            for delta in reasoning:
+                yield chunk(delta)
+            yield chunk({"tool_calls": [call]})
+        else:
+            yield chunk({"role": "assistant", "content": None, "tool_calls": [call]})
         for piece in pieces(answer.tool_arguments):
             yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        if whole:
+            yield chunk(whole)
         yield chunk({}, "tool_calls")
     if include_usage:
-        yield b"data: " + _encode({**head, "choices": [], "usage": _openai_usage(answer)}) + b"\n\n"
+        usage = {**head, "choices": [], "usage": _openai_usage(answer, extras), **tail}
+        yield b"data: " + _encode(usage) + b"\n\n"
     yield b"data: [DONE]\n\n"
+
+
+def _anthropic_blocks(answer: Answer) -> list[dict[str, Any]]:
+    """The content blocks of the answer, whole: thinking, redacted thinking, text or tool use."""
+    blocks: list[dict[str, Any]] = []
+    if answer.thinking is not None:
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": answer.thinking,
+                "signature": answer.thinking_signature,
+            }
+        )
+    if answer.redacted_thinking is not None:
+        blocks.append({"type": "redacted_thinking", "data": answer.redacted_thinking})
+    if answer.tool_name is None:
+        blocks.append({"type": "text", "text": answer.text})
+    else:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex,
+                "name": answer.tool_name,
+                "input": {"query": answer.tool_query},
+            }
+        )
+    return blocks
 
 
 def anthropic_message(answer: Answer) -> bytes:
     """A Messages API ``message`` body."""
-    if answer.tool_name is None:
-        content: dict[str, Any] = {"type": "text", "text": answer.text}
-    else:
-        content = {
-            "type": "tool_use",
-            "id": "toolu_" + uuid.uuid4().hex,
-            "name": answer.tool_name,
-            "input": {"query": answer.tool_query},
-        }
     return _encode(
         {
             "id": "msg_" + uuid.uuid4().hex,
             "type": "message",
             "role": "assistant",
             "model": answer.model,
-            "content": [content],
+            "content": _anthropic_blocks(answer),
             "stop_reason": "end_turn" if answer.tool_name is None else "tool_use",
             "stop_sequence": None,
             "usage": {
@@ -337,8 +610,32 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + _encode({"type": name, **data}) + b"\n\n"
 
 
+def _block_stream(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A whole content block as its ``content_block_start`` block and its deltas."""
+    kind = block["type"]
+    if kind == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(block["thinking"])]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        return {"type": "thinking", "thinking": ""}, deltas
+    if kind == "text":
+        return {"type": "text", "text": ""}, [
+            {"type": "text_delta", "text": piece} for piece in pieces(block["text"])
+        ]
+    if kind == "tool_use":
+        arguments = json.dumps(block["input"], ensure_ascii=False)
+        return {**block, "input": {}}, [
+            {"type": "input_json_delta", "partial_json": piece} for piece in pieces(arguments)
+        ]
+    return block, []  # redacted_thinking: whole in its start event
+
+
 def anthropic_stream(answer: Answer) -> Iterator[bytes]:
-    """The SSE events of a streamed Messages API answer, ``message_stop`` last."""
+    """The SSE events of a streamed Messages API answer, ``message_stop`` last.
+
+    Each block is ``content_block_start``, its deltas, ``content_block_stop``: a thinking block
+    streams ``thinking_delta`` pieces then one ``signature_delta``; a ``redacted_thinking``
+    block comes whole in its start event; one ``ping`` follows the first start.
+    """
     message: dict[str, Any] = {
         "id": "msg_" + uuid.uuid4().hex,
         "type": "message",
@@ -350,25 +647,14 @@ def anthropic_stream(answer: Answer) -> Iterator[bytes]:
         "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": 1},
     }
     yield _event("message_start", {"message": message})
-    if answer.tool_name is None:
-        block: dict[str, Any] = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in pieces(answer.text)]
-    else:
-        block = {
-            "type": "tool_use",
-            "id": "toolu_" + uuid.uuid4().hex,
-            "name": answer.tool_name,
-            "input": {},
-        }
-        deltas = [
-            {"type": "input_json_delta", "partial_json": piece}
-            for piece in pieces(answer.tool_arguments)
-        ]
-    yield _event("content_block_start", {"index": 0, "content_block": block})
-    yield _event("ping", {})
-    for delta in deltas:
-        yield _event("content_block_delta", {"index": 0, "delta": delta})
-    yield _event("content_block_stop", {"index": 0})
+    for index, whole in enumerate(_anthropic_blocks(answer)):
+        block, deltas = _block_stream(whole)
+        yield _event("content_block_start", {"index": index, "content_block": block})
+        if index == 0:
+            yield _event("ping", {})
+        for delta in deltas:
+            yield _event("content_block_delta", {"index": index, "delta": delta})
+        yield _event("content_block_stop", {"index": index})
     stop_reason = "end_turn" if answer.tool_name is None else "tool_use"
     yield _event(
         "message_delta",
@@ -378,6 +664,68 @@ def anthropic_stream(answer: Answer) -> Iterator[bytes]:
         },
     )
     yield _event("message_stop", {})
+
+
+def _model_ids(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _owner(model: str) -> str:
+    return "anthropic" if model.startswith("claude") else "openai"
+
+
+def openai_model(model: str) -> dict[str, Any]:
+    """One model in OpenAI's ``/v1/models`` format."""
+    return {"id": model, "object": "model", "created": _MODEL_CREATED, "owned_by": _owner(model)}
+
+
+def openai_models(ids: Iterable[str]) -> bytes:
+    """``GET /v1/models`` in OpenAI's format."""
+    return _encode({"object": "list", "data": [openai_model(m) for m in _model_ids(ids)]})
+
+
+def anthropic_model(model: str) -> dict[str, Any]:
+    """One model in Anthropic's ``/v1/models`` format; the display name is the id in words."""
+    display = " ".join(word.capitalize() for word in model.split("-"))
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": display,
+        "created_at": _MODEL_CREATED_AT,
+    }
+
+
+def anthropic_models(ids: Iterable[str], query: Mapping[str, str]) -> bytes:
+    """``GET /v1/models`` in Anthropic's paginated format (``limit``, ``after_id``,
+    ``before_id``)."""
+    models = _model_ids(ids)
+    raw_limit = query.get("limit", "20")
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("limit: Input should be greater than or equal to 1 and at most 1000")
+    after, before = query.get("after_id"), query.get("before_id")
+    for cursor in (after, before):
+        if cursor is not None and cursor not in models:
+            raise InvalidRequest(f"model: {cursor}", status=404)
+    if before is not None:
+        end = models.index(before)
+        page = models[max(0, end - limit) : end]
+        has_more = end - limit > 0
+    else:
+        start = models.index(after) + 1 if after is not None else 0
+        page = models[start : start + limit]
+        has_more = start + limit < len(models)
+    return _encode(
+        {
+            "data": [anthropic_model(m) for m in page],
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+    )
 
 
 def embedding_vector(text: str, dim: int) -> list[float]:
