@@ -20,16 +20,17 @@ from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
 from ._cost import completion_cost, embedding_cost
 from ._streaming import assemble_chunks, response_to_chunks
 from .caching import Cache
+from .caching._cache import NEEDS_IO
 from .caching._codec import (
-    KIND_CHAT,
-    KIND_EMBEDDING,
-    KIND_STREAM,
+    ChatEntry,
+    EmbeddingEntry,
+    StreamEntry,
     decode,
     encode_chat,
     encode_embedding,
-    encode_entry,
     encode_stream,
 )
+KIND_CHAT, KIND_STREAM = 1, 2
 from .exceptions import APIStatusError, ClientClosedError, InvalidRequestError
 from .providers import Provider, Route, resolve
 from .types import (
@@ -251,16 +252,20 @@ class Client:
         if c is not None and call.key is not None and not no_cache:
             max_age = _max_age(cache)
             found = c.lookup_nowait(call.key, max_age)
-            entry = await c.alookup(call.key, max_age) if found is False else found
-            # An entry of another kind (an embedding under a custom key function) is a miss.
-            if entry is not None and entry.kind != KIND_EMBEDDING:  # type: ignore[union-attr]
-                return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[union-attr]
+            entry = await c.alookup(call.key, max_age) if found is NEEDS_IO else found
+            if isinstance(entry, ChatEntry):
+                return self._chat_hit(call, KIND_CHAT, entry.response)
+            if isinstance(entry, StreamEntry):
+                return self._chat_hit(call, KIND_STREAM, entry.chunks)
             shared = await self._follow(call.key)
             if isinstance(shared, Exception):
                 raise shared
             if isinstance(shared, bytes):
                 entry = decode(shared)
-                return self._chat_hit(call, entry.kind, entry.value, joined=True)
+                if isinstance(entry, ChatEntry):
+                    return self._chat_hit(call, KIND_CHAT, entry.response, joined=True)
+                if isinstance(entry, StreamEntry):
+                    return self._chat_hit(call, KIND_STREAM, entry.chunks, joined=True)
             if shared is _LEAD:
                 self._lead_flight(call)
         if call.stream:
@@ -331,14 +336,15 @@ class Client:
                     leased = await call.cache.aacquire_lease(key)
                     if not leased:
                         entry = await call.cache.await_entry(key)
-                        if entry is not None and entry.kind in (KIND_CHAT, KIND_STREAM):
-                            outcome = encode_entry(entry)
-                            return self._chat_hit(call, entry.kind, entry.value)  # type: ignore[no-any-return]
+                        if isinstance(entry, ChatEntry):
+                            return self._chat_hit(call, KIND_CHAT, entry.response)  # type: ignore[no-any-return]
+                        if isinstance(entry, StreamEntry):
+                            return self._chat_hit(call, KIND_STREAM, entry.chunks)  # type: ignore[no-any-return]
                 response = await self._call_provider(call)
             if key is not None:
                 outcome = encode_chat(response, time.time(), call.ttl)
                 if not call.no_store and call.cache is not None:
-                    call.cache.store({key: outcome}, call.ttl)
+                    await call.cache.astore({key: outcome}, call.ttl)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 outcome = exc
@@ -412,7 +418,7 @@ class Client:
         elif not hit and call.key is not None:
             data = encode_stream(chunks, time.time(), call.ttl)
             if not call.no_store and call.cache is not None:
-                call.cache.store({call.key: data}, call.ttl)
+                call.cache._tmp_store({call.key: data}, call.ttl)
             self._land_flight(call, data)
         response = assemble_chunks(chunks)
         cost = completion_cost(call.model, response.usage)
@@ -450,8 +456,8 @@ class Client:
             if not _flag(cache, "no-cache"):
                 entries = await c.alookup_many(keys, _max_age(cache))
                 for i, entry in enumerate(entries):
-                    if entry is not None and isinstance(entry.value, tuple):
-                        vectors[i], tokens[i] = entry.value
+                    if isinstance(entry, EmbeddingEntry):
+                        vectors[i], tokens[i] = entry.vector, entry.tokens
         missing = [i for i in range(n) if vectors[i] is None]
         fresh_cost: float | None = 0.0
         if missing:
@@ -479,7 +485,7 @@ class Client:
                     packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
                     to_store[keys[i]] = encode_embedding(packed, shares[j], now, call.ttl)
             if to_store and c is not None:
-                c.store(to_store, call.ttl)
+                await c.astore(to_store, call.ttl)
         want_b64 = params.get("encoding_format") == "base64"
         data = [
             Embedding(embedding=_as_b64(v) if want_b64 else v, index=i)

@@ -56,8 +56,9 @@ DEFAULT_ANTHROPIC_MAX_TOKENS: Final = 4096
 
 DEFAULT_CACHE_LOOKUP_TIMEOUT: Final = 0.05
 """Seconds a cache lookup may take before the call goes on to the provider as a miss."""
-DEFAULT_CACHE_WRITE_TIMEOUT: Final = 1.0
-"""Seconds a background cache write may take before it is abandoned (and logged)."""
+DEFAULT_CACHE_WRITE_TIMEOUT: Final = 0.1
+"""Seconds a missed call waits for its cache write to be acknowledged (write-through); after
+that the call returns and the write finishes in the background, counted as given up on."""
 DEFAULT_BREAKER_THRESHOLD: Final = 5
 """Consecutive backend failures after which the circuit breaker opens."""
 DEFAULT_BREAKER_RESET: Final = 2.0

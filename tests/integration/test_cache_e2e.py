@@ -114,7 +114,7 @@ async def test_namespaces_are_separate(provider, any_cache):
         await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": b})
         r = await llmstash.acompletion(**chat_kwargs(provider), cache={"namespace": a})
         assert provider.request_count == 2
-        assert r._hidden_params["cache_key"].startswith(f"{a}:llmstash:v1:")
+        assert r._hidden_params["cache_key"].startswith(f"{a}:llmstash:v2:")
     finally:
         await any_cache.aflush_writes()
         await any_cache.aclear(a)
@@ -248,7 +248,7 @@ async def test_garbage_under_the_key_is_a_miss(provider, any_cache):
         b'{"id": 1, "choices": "nope"}',
         b"L\x01\x01" + b"\x00" * 12,
     ):
-        any_cache.store({key: garbage}, None)
+        await any_cache.astore({key: garbage}, None)
         await any_cache.aflush_writes()
         r = await llmstash.acompletion(**chat_kwargs(provider))
         assert r._hidden_params["cache_hit"] is False

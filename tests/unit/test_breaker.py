@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from llmstash.caching import Cache, CacheBackend
-from llmstash.caching._codec import encode_stream
+from llmstash.caching._codec import encode_chat
+from llmstash.types import ModelResponse
 from llmstash.exceptions import CacheBackendError
 
 THRESHOLD = 3
@@ -125,7 +126,7 @@ async def test_threshold_failures_open_it_and_no_calls_while_open(
     for _ in range(20):
         assert await cache.alookup("k") is None
     assert await cache.alookup_many(["a", "b"]) == [None, None]
-    cache.store({"k": b"x"}, None)  # writes are skipped while open too
+    await cache.astore({"k": b"x"}, None)  # writes are skipped while open too
     await cache.aflush_writes()
     assert len(backend.calls) == THRESHOLD
     assert cache.stats()["breaker_open"] is True
@@ -183,7 +184,9 @@ async def test_a_hit_after_recovery(cache: Cache, backend: FlakyBackend) -> None
     for _ in range(THRESHOLD):
         await cache.alookup("k")
     backend.failing = False
-    backend.data["k"] = encode_stream([], time.time(), None)
+    backend.data["k"] = encode_chat(
+        ModelResponse(id="r", choices=[], created=0, model="m"), time.time(), None
+    )
     assert await cache.alookup("k") is None  # open: not asked, so no hit yet
     await anyio.sleep(RESET * 1.5)
     entry = await cache.alookup("k")

@@ -9,9 +9,10 @@ import msgspec
 import pytest
 
 from llmstash.caching._codec import (
-    KIND_CHAT,
-    KIND_EMBEDDING,
-    KIND_STREAM,
+    MAGIC,
+    ChatEntry,
+    EmbeddingEntry,
+    StreamEntry,
     decode,
     encode_chat,
     encode_embedding,
@@ -57,15 +58,28 @@ def make_response(text: str = "hello") -> ModelResponse:
 def test_chat_round_trip_keeps_everything():
     r = make_response()
     entry = decode(encode_chat(r, 123.5))
-    assert entry.kind == KIND_CHAT and entry.stored_at == 123.5
-    assert entry.value == r
-    assert entry.value.model_dump() == r.model_dump()
+    assert isinstance(entry, ChatEntry) and entry.stored_at == 123.5
+    assert entry.response == r
+    assert entry.response.model_dump() == r.model_dump()
+
+
+def test_extra_fields_round_trip():
+    r = make_response()
+    r.model_extra = {"citations": ["https://a.example"], "x_vendor": {"a": [1, None]}}
+    r.choices[0].message.model_extra = {"reasoning": "because"}
+    entry = decode(encode_chat(r, 1.0))
+    assert isinstance(entry, ChatEntry)
+    assert entry.response == r
+    assert entry.response.citations == ["https://a.example"]
+    assert entry.response.choices[0].message["reasoning"] == "because"
+    assert entry.response.model_dump()["x_vendor"] == {"a": [1, None]}
 
 
 def test_hidden_params_are_not_stored():
     r = make_response()
     r._hidden_params = {"cache_hit": True}
-    assert decode(encode_chat(r, 0)).value._hidden_params == {}
+    entry = decode(encode_chat(r, 0))
+    assert isinstance(entry, ChatEntry) and entry.response._hidden_params == {}
 
 
 def test_expiry_is_in_the_header():
@@ -84,15 +98,33 @@ def test_stream_round_trip_keeps_chunk_boundaries():
         for t in ("a", "b", "c")
     ]
     entry = decode(encode_stream(chunks, 1.0))
-    assert entry.kind == KIND_STREAM and entry.value == chunks
+    assert isinstance(entry, StreamEntry) and entry.chunks == chunks
+
+
+def test_a_stream_of_zero_chunks_is_never_written_or_read():
+    with pytest.raises(ValueError):
+        encode_stream([], 1.0)
+    forged = MAGIC + b"\x02" + b"\x00" * 16 + msgspec.msgpack.encode([])
+    with pytest.raises(CacheDataError):
+        decode(forged)
+
+
+def test_deep_nesting_is_a_data_error_not_a_recursion_error():
+    # A chat entry whose logprobs nest 100,000 arrays deep: deeper than any decoder recurses.
+    marker = msgspec.msgpack.encode("PLACEHOLDER")
+    body = msgspec.msgpack.encode(
+        {"id": "x", "created": 1, "model": "m", "choices": [{"logprobs": "PLACEHOLDER"}]}
+    ).replace(marker, b"\x91" * 100_000 + b"\x90")
+    with pytest.raises(CacheDataError):
+        decode(MAGIC + b"\x01" + b"\x00" * 16 + body)
 
 
 @pytest.mark.parametrize("typecode", ["f", "d"])
 def test_embedding_round_trip_is_bit_exact(typecode):
     vec = FloatVector(array.array(typecode, [0.1, -2.5, 3.25]))
     entry = decode(encode_embedding(vec, 7, 2.0))
-    assert entry.kind == KIND_EMBEDDING
-    got, tokens = entry.value
+    assert isinstance(entry, EmbeddingEntry)
+    got, tokens = entry.vector, entry.tokens
     assert tokens == 7 and got.tobytes() == vec.tobytes() and got.typecode == typecode
     assert got == vec and got.tolist() == vec.tolist() and got[1:] == vec[1:]
 
@@ -110,12 +142,13 @@ def test_stored_bytes_are_compact():
         b"",
         b"\xff\xfe\x00",
         b'{"id": "x", "choices": []}',
-        b"L\x01\x09" + b"\x00" * 16 + b"\x80",  # unknown kind
-        b"L\x01\x01" + b"\x00" * 16 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
-        b"L\x01\x01" + b"\x00" * 16 + b"\xc1",  # invalid msgpack
-        b"L\x01\x03" + b"\x00" * 16 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
-        b"L\x01\x03" + b"\x00" * 16 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
-        b"L\x01\x03" + b"\x00" * 16 + b"f\x01",  # vector header cut short
+        b"L\x02\x09" + b"\x00" * 16 + b"\x80",  # unknown kind
+        b"L\x02\x01" + b"\x00" * 16 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
+        b"L\x02\x01" + b"\x00" * 16 + b"\xc1",  # invalid msgpack
+        b"L\x02\x03" + b"\x00" * 16 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
+        b"L\x02\x03" + b"\x00" * 16 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
+        b"L\x02\x03" + b"\x00" * 16 + b"f\x01",  # vector header cut short
+        b"L\x01\x01" + b"\x00" * 16 + b"\x80",  # the previous format version
     ],
 )
 def test_garbage_is_a_data_error(garbage):

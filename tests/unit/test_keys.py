@@ -16,22 +16,22 @@ GOLDEN = [
     (
         {"model": "gpt-4o-mini", "messages": MSGS},
         None,
-        "llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
+        "llmstash:v2:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
     ),
     (
         {"model": "gpt-4o-mini", "messages": MSGS, "temperature": 0.2},
         None,
-        "llmstash:v1:97903e35e8a3f3963358551983e63ec919e18da3ad78a9103d7107155dd557aa",
+        "llmstash:v2:97903e35e8a3f3963358551983e63ec919e18da3ad78a9103d7107155dd557aa",
     ),
     (
         {"model": "gpt-4o-mini", "messages": MSGS},
         "tenant-a",
-        "tenant-a:llmstash:v1:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
+        "tenant-a:llmstash:v2:63c79dc424921f8c470d13eb9d3230e9bd005cf624ae0d23a696cf9258781bbb",
     ),
     (
         {"model": "text-embedding-3-small", "input": "hello"},
         None,
-        "llmstash:v1:ff53faed76e557b0acf213646c100979db81dcecb9f425bb4fd6f6e6b14a7647",
+        "llmstash:v2:ff53faed76e557b0acf213646c100979db81dcecb9f425bb4fd6f6e6b14a7647",
     ),
 ]
 
@@ -44,8 +44,8 @@ def test_golden_keys(kwargs, namespace, expected):
 def test_key_shape():
     key = make_key({"model": "m", "messages": MSGS})
     prefix, version, digest = key.rsplit(":", 2)
-    assert prefix == "llmstash" and version == "v1" and len(digest) == 64
-    assert make_key({"model": "m", "messages": MSGS}, "ns").startswith("ns:llmstash:v1:")
+    assert prefix == "llmstash" and version == "v2" and len(digest) == 64
+    assert make_key({"model": "m", "messages": MSGS}, "ns").startswith("ns:llmstash:v2:")
 
 
 def test_dict_order_does_not_matter():
@@ -111,8 +111,48 @@ def test_message_objects_key_like_dicts():
     )
 
 
-def test_canonical_json_drops_none_and_sorts():
-    assert canonical_json({"b": 1, "a": {"d": None, "c": 2}}) == b'{"a":{"c":2},"b":1}'
+def test_canonical_json_sorts_and_keeps_nested_none():
+    assert canonical_json({"b": 1, "a": {"d": None, "c": 2}}) == b'{"a":{"c":2,"d":null},"b":1}'
+
+
+def test_nested_none_in_a_parameter_is_part_of_the_key():
+    schema = {"type": "object", "properties": {"x": {"type": "string", "default": None}}}
+    bare = {"type": "object", "properties": {"x": {"type": "string"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    fmt_bare = {"type": "json_schema", "json_schema": {"name": "s", "schema": bare}}
+    assert make_key({"model": "m", "messages": MSGS, "response_format": fmt}) != make_key(
+        {"model": "m", "messages": MSGS, "response_format": fmt_bare}
+    )
+
+
+def test_message_keys_set_to_none_count_as_absent():
+    with_none = [{"role": "user", "content": "hi", "tool_calls": None, "name": None}]
+    assert make_key({"model": "m", "messages": with_none}) == make_key(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    )
+
+
+def test_headers_are_part_of_the_key_except_credentials_and_tracing():
+    base = {"model": "m", "messages": MSGS}
+    plain = make_key(base)
+    tenant_a = make_key({**base, "extra_headers": {"X-Tenant": "a"}})
+    tenant_b = make_key({**base, "extra_headers": {"X-Tenant": "b"}})
+    assert len({plain, tenant_a, tenant_b}) == 3
+    assert make_key({**base, "extra_headers": {"x-tenant": "a"}}) == tenant_a  # case of names
+    assert make_key({**base, "headers": {"X-Tenant": "a"}}) == tenant_a  # LiteLLM's headers=
+    assert make_key({**base, "organization": "org-1"}) != plain
+    beta = make_key({**base, "extra_headers": {"anthropic-beta": "x-2025"}})
+    assert beta != plain
+    noise = {
+        "traceparent": "00-abc-def-01",
+        "Authorization": "Bearer sk-1",
+        "api-key": "k",
+        "x-api-key": "k",
+        "User-Agent": "me/1.0",
+        "x-request-id": "r1",
+    }
+    assert make_key({**base, "extra_headers": noise}) == plain
+    assert make_key({**base, "extra_headers": {**noise, "X-Tenant": "a"}}) == tenant_a
 
 
 def test_unusual_values_do_not_break_the_key():
@@ -127,9 +167,9 @@ def test_unusual_values_do_not_break_the_key():
 
 def test_cache_get_cache_key_uses_namespace_and_can_be_replaced():
     cache = Cache(namespace="team")
-    assert cache.get_cache_key(model="m", messages=MSGS).startswith("team:llmstash:v1:")
+    assert cache.get_cache_key(model="m", messages=MSGS).startswith("team:llmstash:v2:")
     per_call = cache.get_cache_key(model="m", messages=MSGS, cache={"namespace": "other"})
-    assert per_call.startswith("other:llmstash:v1:")
+    assert per_call.startswith("other:llmstash:v2:")
     seen: list[dict] = []
 
     def mine(*args, **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CacheBackend"]
+__all__ = ["CacheBackend", "SupportsBudgetedLookup", "SupportsLease"]
 
 
 @runtime_checkable
@@ -52,4 +52,33 @@ class CacheBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class SupportsBudgetedLookup(Protocol):
+    """A backend that bounds a lookup's round trip itself, cheaper than a cancel scope
+    around :meth:`CacheBackend.get_many` (the Redis backend's pipelined reader does)."""
+
+    async def lookup(self, keys: Sequence[str], budget: float) -> list[bytes | None]:
+        """The values for ``keys`` in order; raise if no answer came within ``budget`` s."""
+        ...
+
+
+@runtime_checkable
+class SupportsLease(Protocol):
+    """A backend that can hold short cross-process leases (``Cache(lease=s)``): the first
+    process to miss a key takes its lease and calls the provider; the others wait for its
+    entry, or for the lease to be released, instead of calling too."""
+
+    async def acquire_lease(self, key: str, ttl: float) -> bool:
+        """Take the lease ``key`` for ``ttl`` seconds unless anyone holds it; True if taken."""
+        ...
+
+    async def release_lease(self, key: str) -> None:
+        """Give back a lease this backend took (a no-op otherwise)."""
+        ...
+
+    async def lease_held(self, key: str) -> bool:
+        """Whether anyone holds the lease ``key`` now."""
         ...

@@ -1,9 +1,15 @@
 """Cache keys: a pure function of what changes the answer.
 
-``fields that change the answer → canonical JSON (sorted keys, no None) → SHA-256 →
-"{namespace}:llmstash:v1:{digest}"``. The API key, timeouts, retries, callbacks, metadata, cache
+``fields that change the answer → canonical JSON (sorted keys) → SHA-256 →
+"{namespace}:llmstash:v2:{digest}"``. The API key, timeouts, retries, callbacks, metadata, cache
 controls and ``stream`` never enter it: the same question asked by two tenants, with two
 timeouts, streamed or not, is one entry.
+
+A parameter set to ``None`` at the top level counts as not passed; ``None`` nested inside a
+value (a JSON schema's ``"default": null``) is part of the key. HTTP headers sent with the call
+(``extra_headers``, LiteLLM's ``headers=``, ``organization=``) are part of the key — a tenant
+header or ``anthropic-beta`` can change the answer — except credentials and tracing/transport
+headers, listed in :data:`KEY_EXCLUDED_HEADERS`. Header names are compared case-insensitively.
 """
 
 from __future__ import annotations
@@ -13,18 +19,24 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["IGNORED_PARAMS", "KEY_VERSION", "canonical_json", "make_input_keys", "make_key"]
+__all__ = [
+    "IGNORED_PARAMS",
+    "KEY_EXCLUDED_HEADERS",
+    "KEY_VERSION",
+    "canonical_json",
+    "make_input_keys",
+    "make_key",
+]
 
-KEY_VERSION = "v1"
+KEY_VERSION = "v2"
 
 IGNORED_PARAMS: frozenset[str] = frozenset(
     {
-        # credentials and versions that do not change the answer (a named server does:
-        # "api_base" is part of the key)
+        # credentials (a named server and API version do change the answer: "api_base",
+        # "api_version" and the headers are part of the key)
         "api_key",
-        "api_version",
-        "organization",
-        "extra_headers",
+        "azure_ad_token",
+        "azure_ad_token_provider",
         # transport
         "timeout",
         "request_timeout",
@@ -50,6 +62,61 @@ IGNORED_PARAMS: frozenset[str] = frozenset(
 )
 
 
+KEY_EXCLUDED_HEADERS: frozenset[str] = frozenset(
+    {
+        # credentials
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        # tracing and request identity
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "sentry-trace",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "x-b3-sampled",
+        "x-amzn-trace-id",
+        "x-cloud-trace-context",
+        "x-request-id",
+        "x-correlation-id",
+        "request-id",
+        "idempotency-key",
+        "x-stainless-retry-count",
+        "x-stainless-timeout",
+        # transport
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "keep-alive",
+    }
+)
+"""Headers that never enter a key: credentials, tracing and transport. Every other header
+sent with a call is part of its key (lower-cased name, value as given)."""
+
+
+def key_headers(headers: Any) -> dict[str, str] | None:
+    """The part of ``headers`` that belongs in a key: lower-cased names, minus
+    :data:`KEY_EXCLUDED_HEADERS`; ``None`` when nothing is left."""
+    if not headers:
+        return None
+    items = headers.items() if hasattr(headers, "items") else headers
+    kept = {
+        str(name).lower(): str(value)
+        for name, value in items
+        if str(name).lower() not in KEY_EXCLUDED_HEADERS
+    }
+    return kept or None
+
+
 def _enc_hook(obj: Any) -> Any:
     # Pydantic models and classes (response_format=MyModel is common), then anything else by
     # its type and repr: unusual, but never an error on the key path.
@@ -67,21 +134,34 @@ def _enc_hook(obj: Any) -> Any:
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
 
 
-def _drop_none(value: Any) -> Any:
-    if type(value) is dict:
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if type(value) is list:
-        return [_drop_none(v) for v in value]
-    return value
-
-
 def canonical_json(fields: dict[str, Any]) -> bytes:
-    """Canonical bytes for ``fields``: sorted keys at every level, ``None`` values dropped."""
+    """Canonical bytes for ``fields``: sorted keys at every level. A message's own keys set
+    to ``None`` (``"tool_calls": None``, as message objects dump) count as absent; ``None``
+    anywhere else is significant."""
     data = _encoder.encode(fields)
-    # Nested None values are rare; only when the JSON could hold one is the tree rewritten.
-    if b"null" in data:
-        data = _encoder.encode(_drop_none(fields))
+    # Nulls are rare: only then are the messages looked at again.
+    if b"null" in data and type(fields.get("messages")) is list:
+        messages = [
+            {k: v for k, v in m.items() if v is not None} if type(m) is dict else m
+            for m in fields["messages"]
+        ]
+        data = _encoder.encode({**fields, "messages": messages})
     return data
+
+
+def _key_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    if isinstance(fields.get("api_base"), str):
+        fields["api_base"] = fields["api_base"].rstrip("/")
+    if "extra_headers" in fields or "headers" in fields or "organization" in fields:
+        headers = dict(key_headers(fields.pop("headers", None)) or {})
+        headers.update(key_headers(fields.pop("extra_headers", None)) or {})
+        organization = fields.pop("organization", None)
+        if organization:
+            headers.setdefault("openai-organization", str(organization))
+        if headers:
+            fields["extra_headers"] = headers
+    return fields
 
 
 def _prefix(namespace: str | None) -> str:
@@ -94,9 +174,7 @@ def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
     An embedding input is hashed after the other fields (``fields | "\n" | input``), so that
     :func:`make_input_keys` can hash the shared part once for a batch of inputs.
     """
-    fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
-    if isinstance(fields.get("api_base"), str):
-        fields["api_base"] = fields["api_base"].rstrip("/")
+    fields = _key_fields(kwargs)
     if "input" in fields:
         item = fields.pop("input")
         return make_input_keys(fields, [item], namespace)[0]
@@ -107,10 +185,8 @@ def make_input_keys(
     kwargs: dict[str, Any], inputs: list[Any], namespace: str | None = None
 ) -> list[str]:
     """``make_key(kwargs | {"input": x})`` for every ``x`` of ``inputs``, sharing the work."""
-    fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    fields = _key_fields(kwargs)
     fields.pop("input", None)
-    if isinstance(fields.get("api_base"), str):
-        fields["api_base"] = fields["api_base"].rstrip("/")
     base = hashlib.sha256(canonical_json(fields))
     base.update(b"\n")
     prefix = _prefix(namespace)

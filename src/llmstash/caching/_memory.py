@@ -161,6 +161,11 @@ class MemoryBackend:
         """Give the lease ``key`` back (a no-op if it is not held)."""
         self._leases.pop(key, None)
 
+    async def lease_held(self, key: str) -> bool:
+        """Whether a live lease ``key`` is held."""
+        deadline = self._leases.get(key)
+        return deadline is not None and deadline > self._clock()
+
     def stats(self) -> dict[str, int]:
         """Counters since creation: ``entries``, ``bytes`` (as bounded by ``max_bytes``),
         ``hits``, ``misses``, ``evictions`` (by the LRU bounds) and ``expired`` (found expired)."""

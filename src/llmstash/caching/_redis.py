@@ -303,6 +303,14 @@ class RedisBackend:
             raise _failed("EVAL", exc) from exc
 
 
+    async def lease_held(self, key: str) -> bool:
+        """Whether anyone holds the lease ``key`` now: one EXISTS."""
+        try:
+            return bool(await self._client.exists(key))
+        except _ERRORS as exc:
+            raise _failed("EXISTS", exc) from exc
+
+
 def _fast_reader(client: Redis | RedisCluster) -> PipelinedReader | None:
     """A pipelined lookup connection for a plain TCP server, or ``None`` where redis-py's
     own connection setup matters (TLS, Unix sockets, Sentinel, clusters, custom credentials)."""

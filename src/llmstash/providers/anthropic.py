@@ -417,6 +417,7 @@ class _Delta(msgspec.Struct):
     text: str | None = None
     partial_json: str | None = None
     thinking: str | None = None
+    signature: str | None = None
     stop_reason: str | None = None
 
 
@@ -434,10 +435,20 @@ class StreamParser:
     """Turns one Messages API stream's events into OpenAI-shaped chunks (one instance per
     stream; it remembers the message id, the input usage and the tool-call indexes).
 
-    ``message_start`` gives the role chunk; text, thinking and tool-input deltas give content,
-    ``reasoning_content`` and tool-call chunks (tool calls numbered from 0 in order);
-    ``message_delta`` gives the finish chunk, carrying ``finish_reason`` and the usage;
-    ``message_stop`` ends the stream; an ``error`` event raises the error it describes.
+    ``message_start`` gives the role chunk; text and tool-input deltas give content and
+    tool-call chunks (tool calls numbered from 0 in order); ``message_delta`` gives the finish
+    chunk, carrying ``finish_reason`` and the usage; ``message_stop`` ends the stream; an
+    ``error`` event raises the error it describes.
+
+    Thinking blocks travel whole, so that the assembled message has the thinking blocks of the
+    plain answer, signatures included:
+
+    - a ``thinking_delta`` gives ``Delta(reasoning_content=text,
+      thinking_blocks=[{"type": "thinking", "thinking": text}])``;
+    - a ``signature_delta`` gives ``Delta(thinking_blocks=[{"type": "thinking", "thinking": "",
+      "signature": sig}])``, which closes the current thinking block;
+    - a ``redacted_thinking`` block start gives ``Delta(thinking_blocks=[{"type":
+      "redacted_thinking", "data": data}])``.
     """
 
     __slots__ = ("_created", "_id", "_model", "_next_tool", "_route", "_tools", "_usage")
@@ -481,7 +492,13 @@ class StreamParser:
                 )
                 return self._chunk(Delta(tool_calls=[call]))
             if delta.type == "thinking_delta" and delta.thinking:
-                return self._chunk(Delta(reasoning_content=delta.thinking))
+                thinking = {"type": "thinking", "thinking": delta.thinking}
+                return self._chunk(
+                    Delta(reasoning_content=delta.thinking, thinking_blocks=[thinking])
+                )
+            if delta.type == "signature_delta" and delta.signature is not None:
+                signed = {"type": "thinking", "thinking": "", "signature": delta.signature}
+                return self._chunk(Delta(thinking_blocks=[signed]))
             return ()
         if kind == "message_start" and ev.message is not None:
             self._id = ev.message.id
@@ -502,6 +519,9 @@ class StreamParser:
                 return self._chunk(Delta(tool_calls=[call]))
             if block.type == "text" and block.text:
                 return self._chunk(Delta(content=block.text))
+            if block.type == "redacted_thinking":
+                redacted = {"type": "redacted_thinking", "data": block.data}
+                return self._chunk(Delta(thinking_blocks=[redacted]))
             return ()
         if kind == "message_delta":
             stop_reason = ev.delta.stop_reason if ev.delta is not None else None

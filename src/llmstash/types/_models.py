@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import array
 import base64
+import builtins
 import sys
+import time
+import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -33,6 +36,7 @@ __all__ = [
     "ModelResponseStream",
     "StreamingChoices",
     "Usage",
+    "decode_json",
     "to_builtins",
 ]
 
@@ -139,7 +143,16 @@ def to_builtins(obj: Any) -> Any:
     if type(obj) in _SCALARS:
         return obj
     if isinstance(obj, _Model):
-        return {name: to_builtins(getattr(obj, name)) for name in obj.__struct_fields__}
+        out = {
+            name: to_builtins(getattr(obj, name))
+            for name in obj.__struct_fields__
+            if name != "model_extra"
+        }
+        extra = obj.model_extra
+        if extra:
+            for name, value in extra.items():
+                out.setdefault(name, to_builtins(value))
+        return out
     if isinstance(obj, (list, tuple)):
         return [to_builtins(v) for v in obj]
     if isinstance(obj, dict):
@@ -151,8 +164,23 @@ def to_builtins(obj: Any) -> Any:
 
 # omit_defaults: stored bytes leave out fields at their defaults (most are None), a quarter of a
 # typical entry; decoding fills them back in. model_dump() still gives every field.
-class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=True):
-    """Base of every response object: attribute and dict-style access, ``model_dump()``."""
+class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=True, kw_only=True):
+    """Base of every response object: attribute and dict-style access, ``model_dump()``.
+
+    Fields a provider sent that the type does not declare (Perplexity's ``citations``, vLLM's
+    ``reasoning``, Azure's ``prompt_filter_results``, ...) are kept in ``model_extra`` (as
+    pydantic's ``model_extra`` keeps them), readable as attributes and by key, and present in
+    ``model_dump()``; they take part in equality and are stored with cached entries.
+    """
+
+    model_extra: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields or attributes.
+        extra = self.model_extra
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def _hidden_params(self) -> dict[str, Any]:
@@ -174,7 +202,10 @@ class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=T
         setattr(self, key, value)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.__struct_fields__
+        if not isinstance(key, str) or key == "model_extra":
+            return False
+        extra = self.model_extra
+        return key in self.__struct_fields__ or (extra is not None and key in extra)
 
     def get(self, key: str, default: Any = None) -> Any:
         """``dict.get`` for LiteLLM-style code: the field's value, or ``default``."""
@@ -182,17 +213,22 @@ class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=T
         return default if value is None else value
 
     def keys(self) -> tuple[str, ...]:
-        """The field names, as ``dict.keys`` would give them."""
-        return self.__struct_fields__
+        """The field names (and any extra fields), as ``dict.keys`` would give them."""
+        names = tuple(n for n in self.__struct_fields__ if n != "model_extra")
+        extra = self.model_extra
+        return names + tuple(k for k in extra if k not in names) if extra else names
 
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
         """A plain dict, accepted by the ``openai`` package's ``model_validate``."""
         out: dict[str, Any] = to_builtins(self)
         return _drop_none(out) if exclude_none else out
 
-    def model_dump_json(self) -> str:
-        """The object as a JSON string."""
-        return msgspec.json.encode(to_builtins(self)).decode()
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        """The object as a JSON string (``indent``: pretty-printed with that many spaces)."""
+        data = msgspec.json.encode(to_builtins(self))
+        if indent is not None:
+            data = msgspec.json.format(data, indent=indent)
+        return data.decode()
 
     def json(self) -> dict[str, Any]:
         """LiteLLM's name for ``model_dump()``."""
@@ -265,7 +301,7 @@ class ModelResponse(_Model):
     id: str
     choices: list[Choices]
     created: int
-    model: str
+    model: str = ""
     object: str = "chat.completion"
     usage: Usage | None = None
     system_fingerprint: str | None = None
@@ -308,7 +344,7 @@ class ModelResponseStream(_Model):
     id: str
     choices: list[StreamingChoices]
     created: int
-    model: str
+    model: str = ""
     object: str = "chat.completion.chunk"
     usage: Usage | None = None
     system_fingerprint: str | None = None
@@ -334,3 +370,56 @@ class EmbeddingResponse(_Model):
     model: str
     object: str = "list"
     usage: Usage = msgspec.field(default_factory=Usage)
+
+
+_T = TypeVar("_T", bound=_Model)
+_TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def decode_json(data: bytes | str, type: builtins.type[_T]) -> _T:
+    """Decode a provider's JSON into ``type``, keeping every field it sent.
+
+    Undeclared fields land in ``model_extra`` at every level. Lenient where the official
+    ``openai`` client is: a missing ``id`` or ``created`` is filled in (a generated id, the
+    current time), null token counts are 0. ``msgspec.ValidationError`` or
+    ``msgspec.DecodeError`` for JSON that is not of this shape at all.
+    """
+    raw = msgspec.json.decode(data)
+    if not isinstance(raw, dict):
+        raise msgspec.ValidationError(f"expected a JSON object, got {builtins.type(raw).__name__}")
+    if "created" in type.__struct_fields__:
+        if not isinstance(raw.get("id"), str):
+            raw["id"] = f"chatcmpl-{uuid.uuid4().hex}"
+        if not isinstance(raw.get("created"), int):
+            raw["created"] = int(time.time())
+        if raw.get("model") is None:
+            raw.pop("model", None)
+        if raw.get("choices") is None:
+            raw["choices"] = []
+    usage = raw.get("usage")
+    if isinstance(usage, dict):
+        for name in _TOKEN_FIELDS:
+            if name in usage and usage[name] is None:
+                usage[name] = 0
+    obj = msgspec.convert(raw, type)
+    _attach_extras(obj, raw)
+    return obj
+
+
+def _attach_extras(obj: _Model, raw: dict[str, Any]) -> None:
+    fields = obj.__struct_fields__
+    extra = {k: v for k, v in raw.items() if k not in fields}
+    if extra:
+        obj.model_extra = extra
+    for name in fields:
+        value = getattr(obj, name)
+        if isinstance(value, _Model):
+            sub = raw.get(name)
+            if isinstance(sub, dict):
+                _attach_extras(value, sub)
+        elif type(value) is list and value and isinstance(value[0], _Model):
+            subs = raw.get(name)
+            if isinstance(subs, list):
+                for item, sub in zip(value, subs, strict=False):
+                    if isinstance(item, _Model) and isinstance(sub, dict):
+                        _attach_extras(item, sub)

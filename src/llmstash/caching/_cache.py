@@ -1,0 +1,534 @@
+"""``Cache``: the facade every call goes through — keys, lookups under a budget, write-through
+stores, leases — over a :class:`CacheBackend` that only moves bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+import anyio
+
+from .._config import (
+    DEFAULT_BREAKER_RESET,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_CACHE_LOOKUP_TIMEOUT,
+    DEFAULT_CACHE_WRITE_TIMEOUT,
+    DEFAULT_MEMORY_MAX_BYTES,
+    DEFAULT_MEMORY_MAX_SIZE,
+)
+from ..exceptions import CacheDataError, InvalidRequestError
+from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
+from ._codec import Entry, decode, decode_expiry
+from ._guard import Guard, describe
+from ._keys import make_input_keys, make_key
+from ._memory import MemoryBackend
+from ._settings import check_number, check_ttl, redis_factory
+from ._writes import WritePath
+
+__all__ = ["ALL_CALL_TYPES", "NEEDS_IO", "Cache"]
+
+logger = logging.getLogger("llmstash")
+
+ALL_CALL_TYPES: Final = ("completion", "acompletion", "embedding", "aembedding")
+# LiteLLM Cache arguments for its other cache types: accepted and ignored, as LiteLLM ignores
+# them for a Redis cache, instead of reaching the Redis client as unknown arguments.
+_LITELLM_ONLY: Final = (
+    "similarity_threshold",
+    "redis_semantic_",
+    "qdrant_",
+    "s3_",
+    "gcs_",
+    "azure_",
+    "disk_",
+)
+_UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob", "disk")
+_LEASE_POLL: Final = 0.05
+"""Seconds between a lease waiter's looks for the entry and for the lease's release."""
+
+
+class _NeedsIO:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEEDS_IO"
+
+
+NEEDS_IO: Final = _NeedsIO()
+"""What :meth:`Cache.lookup_nowait` answers when the lookup has to wait on the backend."""
+
+
+class Cache:
+    """The response cache, configured as LiteLLM's ``litellm.caching.Cache`` is.
+
+    ``Cache()`` is an in-memory LRU cache (bounded by ``max_size`` entries and ``max_bytes``);
+    ``Cache(type="redis", host=..., port=..., password=...)`` (or ``url=``,
+    ``redis_startup_nodes=`` for a cluster, ``sentinel_nodes=`` + ``service_name=``) keeps
+    entries in Redis, which stays the source of truth: every lookup reads it, unless you opt in
+    to a short-lived in-process tier with ``default_in_memory_ttl=seconds``. With no host given,
+    ``REDIS_URL`` or ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_PASSWORD`` are used. Extra keyword
+    arguments go to the ``redis.asyncio`` client. The constructor does no network I/O.
+
+    The positional order is LiteLLM's (``type, mode, host, port, password, namespace, ttl,
+    default_in_memory_ttl, default_in_redis_ttl, similarity_threshold,
+    supported_call_types``); everything else is keyword-only.
+
+    ``ttl`` (seconds, ``None`` = never expire, at most ten years) is the default lifetime;
+    ``namespace`` prefixes every key; ``mode="default_off"`` caches only calls that ask
+    (``caching=True`` or ``cache={"use-cache": True}``); ``supported_call_types`` uses LiteLLM's
+    names.
+
+    Writes are write-through: a call that missed returns once its entry is acknowledged by the
+    backend, or once ``write_timeout`` seconds ran out (the write then finishes in the
+    background and ``stats()["writes_given_up"]`` counts it). So a call made anywhere after the
+    first one returned hits, and ``asyncio.run(acompletion(...))`` per call loses nothing.
+
+    A failing, slow or garbage-holding backend is a miss, never an error: each lookup has a
+    latency budget (``lookup_timeout`` seconds), and after ``breaker_threshold`` consecutive
+    failures the cache stops asking for ``breaker_reset`` seconds, then probes again.
+
+    Concurrent identical misses in one process always share one provider call. ``lease=s``
+    extends that across processes sharing a backend: the first takes a lease for at most ``s``
+    seconds; the others wait for its entry, and call the provider themselves as soon as the
+    lease is released without one (an error, a cancelled call, ``no-store``) or expires.
+
+    A ``backend=`` you pass stays yours: :meth:`aclose` closes only what the cache made.
+    ``async with Cache(...) as cache:`` closes it on exit.
+
+    ``cache.get_cache_key(**call_kwargs)`` computes a key and may be replaced by assignment.
+    """
+
+    def __init__(
+        self,
+        type: str = "local",
+        mode: Any = "default_on",
+        host: str | None = None,
+        port: int | str | None = None,
+        password: str | None = None,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        default_in_memory_ttl: float | None = None,
+        default_in_redis_ttl: float | None = None,
+        similarity_threshold: float | None = None,
+        supported_call_types: Iterable[str] | None = None,
+        *,
+        url: str | None = None,
+        redis_startup_nodes: Sequence[Mapping[str, Any]] | None = None,
+        sentinel_nodes: Sequence[tuple[str, int]] | None = None,
+        service_name: str | None = None,
+        sentinel_password: str | None = None,
+        max_size: int | None = None,
+        max_bytes: int | None = None,
+        backend: CacheBackend | None = None,
+        lookup_timeout: float = DEFAULT_CACHE_LOOKUP_TIMEOUT,
+        write_timeout: float = DEFAULT_CACHE_WRITE_TIMEOUT,
+        breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
+        breaker_reset: float = DEFAULT_BREAKER_RESET,
+        redis_flush_size: int | None = None,
+        lease: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cache_type = getattr(type, "value", type)
+        if cache_type in _UNSUPPORTED_TYPES:
+            raise InvalidRequestError(
+                f"Cache(type={cache_type!r}) is not supported by llmstash; use 'local' or 'redis'"
+            )
+        if cache_type not in ("local", "redis"):
+            raise InvalidRequestError(
+                f"unknown cache type {cache_type!r}; expected 'local' or 'redis'"
+            )
+        mode_value = getattr(mode, "value", mode)
+        if mode_value not in ("default_on", "default_off"):
+            raise InvalidRequestError(
+                f"unknown cache mode {mode!r}; expected 'default_on' or 'default_off'"
+            )
+        if isinstance(supported_call_types, str):
+            supported_call_types = [supported_call_types]
+        types = tuple(ALL_CALL_TYPES if supported_call_types is None else supported_call_types)
+        unknown = [t for t in types if getattr(t, "value", t) not in ALL_CALL_TYPES]
+        if unknown:
+            raise InvalidRequestError(
+                f"unknown call types {unknown!r}; supported: {', '.join(ALL_CALL_TYPES)}"
+            )
+        ttl = check_ttl(ttl, "ttl")
+        default_in_redis_ttl = check_ttl(default_in_redis_ttl, "default_in_redis_ttl")
+        default_in_memory_ttl = check_ttl(default_in_memory_ttl, "default_in_memory_ttl")
+        lease = check_ttl(lease, "lease")
+        check_number(max_size, "max_size", minimum=1, integer=True, allow_none=True)
+        check_number(max_bytes, "max_bytes", minimum=1, integer=True, allow_none=True)
+        check_number(lookup_timeout, "lookup_timeout", minimum=0)
+        check_number(write_timeout, "write_timeout", minimum=0)
+        check_number(breaker_threshold, "breaker_threshold", minimum=1, integer=True)
+        check_number(breaker_reset, "breaker_reset", minimum=0)
+        if namespace is not None and not isinstance(namespace, str):
+            raise InvalidRequestError(f"namespace must be a string, got {namespace!r}")
+        if backend is not None and not isinstance(backend, CacheBackend):
+            raise InvalidRequestError("backend= must implement llmstash.caching.CacheBackend")
+
+        self.type: str = cache_type
+        self.namespace = namespace
+        self.ttl = ttl if ttl is not None else default_in_redis_ttl
+        self.mode: Literal["default_on", "default_off"] = mode_value
+        self.supported_call_types: frozenset[str] = frozenset(getattr(t, "value", t) for t in types)
+        self.redis_flush_size = redis_flush_size
+        self.lease = lease or None
+        self._guard = Guard(lookup_timeout, write_timeout, breaker_threshold, breaker_reset)
+        self._writes = WritePath(lambda: self.backend, self._guard)
+        self._tier: MemoryBackend | None = None
+        self._tier_ttl = 0.0
+        self._shared: CacheBackend | None = None
+        self._owns_shared = backend is None
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CacheBackend] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._factory: Callable[[], CacheBackend] | None = None
+        self._spare: CacheBackend | None = None
+
+        if backend is not None:
+            self._shared = backend
+        elif cache_type == "local":
+            self._shared = _memory(max_size, max_bytes)
+        else:
+            kwargs = {k: v for k, v in kwargs.items() if not k.startswith(_LITELLM_ONLY)}
+            self._factory = redis_factory(
+                host=host,
+                port=port,
+                password=password,
+                url=url,
+                startup_nodes=redis_startup_nodes,
+                sentinel_nodes=sentinel_nodes,
+                service_name=service_name,
+                sentinel_password=sentinel_password,
+                kwargs=kwargs,
+            )
+            try:
+                # Made now (no I/O) so that bad settings fail here, not as silent misses later;
+                # kept for the first event loop that uses this cache.
+                self._spare = self._factory()
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(f"Cache(type='redis'): {exc}") from exc
+            if default_in_memory_ttl:
+                self._tier = _memory(max_size, max_bytes)
+                self._tier_ttl = default_in_memory_ttl
+        shared = self._shared
+        self._is_local = shared is not None and bool(getattr(shared, "is_local", False))
+        # The synchronous fast path: only for the built-in memory store, whose get never waits.
+        self._local_backend: MemoryBackend | None = (
+            shared if self._is_local and isinstance(shared, MemoryBackend) else None
+        )
+
+    def __repr__(self) -> str:
+        return f"Cache(type={self.type!r}, namespace={self.namespace!r}, ttl={self.ttl!r})"
+
+    async def __aenter__(self) -> Cache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def lookup_timeout(self) -> float:
+        """Seconds a lookup may take before the call goes on as a miss."""
+        return self._guard.lookup_timeout
+
+    @property
+    def write_timeout(self) -> float:
+        """Seconds a missed call waits for its entry's acknowledgement."""
+        return self._guard.write_timeout
+
+    def get_cache_key(self, *args: Any, **kwargs: Any) -> str:
+        """The key for a call given its keyword arguments (``model``, ``messages`` or
+        ``input``, and provider parameters). Replace it with your own function by assignment:
+        ``cache.get_cache_key = my_fn``; the returned string is then used as it is."""
+        return make_key(kwargs, self._namespace(kwargs.get("cache")))
+
+    def chat_cache_key(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        controls: Mapping[str, Any] | None,
+    ) -> str:
+        """``get_cache_key(model=..., messages=..., **params, cache=controls)``, without
+        building keyword arguments twice unless ``get_cache_key`` has been replaced."""
+        if "get_cache_key" in self.__dict__:
+            return self.get_cache_key(model=model, messages=messages, **params, cache=controls)
+        fields = {"model": model, "messages": messages}
+        if params:
+            fields.update(params)
+        return make_key(fields, self._namespace(controls))
+
+    def input_cache_keys(self, inputs: list[Any], **kwargs: Any) -> list[str]:
+        """Keys for each embedding input: ``get_cache_key(**kwargs, input=x)`` for every
+        ``x``, computed in one pass unless ``get_cache_key`` has been replaced."""
+        if "get_cache_key" in self.__dict__:
+            return [self.get_cache_key(**kwargs, input=x) for x in inputs]
+        return make_input_keys(kwargs, inputs, self._namespace(kwargs.get("cache")))
+
+    def _namespace(self, controls: object) -> str | None:
+        """The call's ``cache={"namespace": ...}``, else this cache's namespace."""
+        if isinstance(controls, Mapping) and controls.get("namespace"):
+            return str(controls["namespace"])
+        return self.namespace
+
+    @property
+    def backend(self) -> CacheBackend:
+        """The backend serving the current event loop (Redis clients belong to one loop)."""
+        if self._shared is not None:
+            return self._shared
+        loop = asyncio.get_running_loop()
+        backend = self._per_loop.get(loop)
+        if backend is None:
+            assert self._factory is not None
+            spare, self._spare = self._spare, None
+            backend = self._per_loop[loop] = spare if spare is not None else self._factory()
+        return backend
+
+    def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | None:
+        if raw is None:
+            return None
+        try:
+            entry = decode(raw)
+        except CacheDataError as exc:
+            logger.warning("llmstash cache: ignoring unreadable entry %s (%s)", key, exc)
+            return None
+        if max_age is not None or entry.expires_at:
+            now = time.time()
+            if max_age is not None and now - entry.stored_at > max_age:
+                return None
+            if entry.expires_at and now > entry.expires_at:
+                return None  # the backend should have dropped it already; never serve it
+        return entry
+
+    def lookup_nowait(self, key: str, max_age: float | None = None) -> Entry | None | _NeedsIO:
+        """In-process fast path: the entry, ``None`` for a miss, or :data:`NEEDS_IO` when the
+        lookup has to ask the backend (call :meth:`alookup`)."""
+        if self._local_backend is not None:
+            return self._decode(key, self._local_backend.get_nowait(key), max_age)
+        raw = self._writes.pending.get(key)
+        if raw is None and self._tier is not None:
+            raw = self._tier.get_nowait(key)
+        if raw is not None:
+            return self._decode(key, raw, max_age)
+        return NEEDS_IO
+
+    async def alookup(self, key: str, max_age: float | None = None) -> Entry | None:
+        """The decoded entry under ``key``, or ``None``. Never raises for backend trouble."""
+        fast = self.lookup_nowait(key, max_age)
+        if fast is not NEEDS_IO:
+            return fast  # type: ignore[return-value]
+        raw = await self._guarded_get([key])
+        return self._decode(key, raw[0] if raw else None, max_age)
+
+    async def alookup_many(
+        self, keys: Sequence[str], max_age: float | None = None
+    ) -> list[Entry | None]:
+        """Entries for ``keys`` in one backend round trip; misses where anything fails."""
+        if self._local_backend is not None:
+            get = self._local_backend.get_nowait
+            return [self._decode(k, get(k), max_age) for k in keys]
+        pending = self._writes.pending
+        raws: list[bytes | None] = [pending.get(k) for k in keys]
+        if self._tier is not None:
+            raws = [
+                r if r is not None else self._tier.get_nowait(k)
+                for r, k in zip(raws, keys, strict=True)
+            ]
+        missing = [i for i, r in enumerate(raws) if r is None]
+        if missing:
+            fetched = await self._guarded_get([keys[i] for i in missing])
+            if fetched:
+                for i, raw in zip(missing, fetched, strict=True):
+                    raws[i] = raw
+        return [self._decode(k, r, max_age) for k, r in zip(keys, raws, strict=True)]
+
+    async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
+        guard = self._guard
+        if not guard.allow():
+            return None
+        budget = guard.lookup_timeout
+        try:
+            backend = self.backend
+            if isinstance(backend, SupportsBudgetedLookup):
+                result: list[bytes | None] = await backend.lookup(keys, budget)
+            else:
+                with anyio.move_on_after(budget) as scope:
+                    if len(keys) == 1:
+                        result = [await backend.get(keys[0])]
+                    else:
+                        result = await backend.get_many(keys)
+                if scope.cancelled_caught:
+                    raise TimeoutError(f"no answer within {budget}s")
+        except Exception as exc:
+            guard.fail("lookup", exc)
+            return None
+        if not isinstance(result, list) or len(result) != len(keys):
+            guard.fail("lookup", TypeError("backend answered with the wrong number of values"))
+            return None
+        guard.ok()
+        if self._tier is not None:
+            for k, raw in zip(keys, result, strict=True):
+                if raw is not None:
+                    self._tier_put(k, raw)
+        return result
+
+    def _tier_put(self, key: str, raw: bytes) -> None:
+        """Keep an entry read from Redis in the in-process tier, never past its own expiry."""
+        assert self._tier is not None
+        ttl = self._tier_ttl
+        try:
+            expires_at = decode_expiry(raw)
+        except CacheDataError:
+            return
+        if expires_at:
+            ttl = min(ttl, expires_at - time.time())
+        if ttl > 0:
+            self._tier.set_nowait(key, raw, ttl=ttl)
+
+    async def astore(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+        """Store entries, write-through: in memory at once; on Redis this returns when the
+        write is acknowledged or ``write_timeout`` ran out. Never raises for backend trouble."""
+        if ttl is not None and ttl <= 0:
+            return
+        if self._local_backend is not None:
+            for key, value in items.items():
+                self._local_backend.set_nowait(key, value, ttl=ttl)
+            return
+        if self._tier is not None:
+            tier_ttl = self._tier_ttl if ttl is None else min(ttl, self._tier_ttl)
+            for key, value in items.items():
+                self._tier.set_nowait(key, value, ttl=tier_ttl)
+        if not self._guard.allow():
+            self._writes.given_up += len(items)
+            return
+        await self._writes.store(items, ttl)
+
+    def _tmp_store(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+        task = asyncio.get_running_loop().create_task(self.astore(items, ttl))
+        self._writes._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._writes._tasks.discard)  # type: ignore[arg-type]
+
+    async def aflush_writes(self) -> None:
+        """Wait until writes started on this event loop have finished (or failed)."""
+        await self._writes.aflush()
+
+    def _lease_backend(self) -> SupportsLease | None:
+        if self.lease is None or not self._guard.allow():
+            return None
+        backend = self.backend
+        return backend if isinstance(backend, SupportsLease) else None
+
+    async def aacquire_lease(self, key: str) -> bool:
+        """Take the cross-process lease for ``key``; True also when leasing is off or fails
+        (then every process makes its own call, as without a lease)."""
+        try:
+            backend = self._lease_backend()
+            if backend is None:
+                return True
+            # On the miss path a provider call follows, so the lease may take a write's budget.
+            with anyio.move_on_after(self.write_timeout):
+                return await backend.acquire_lease(f"{key}:lease", self.lease or 0.0)
+        except Exception as exc:
+            self._guard.fail("lease", exc)
+        return True
+
+    async def arelease_lease(self, key: str) -> None:
+        """Give back a lease taken by :meth:`aacquire_lease`; failures are logged only."""
+        try:
+            backend = self._lease_backend()
+            if backend is None:
+                return
+            with anyio.move_on_after(self.write_timeout):
+                await backend.release_lease(f"{key}:lease")
+        except Exception as exc:
+            self._guard.fail("lease release", exc)
+
+    async def await_entry(self, key: str) -> Entry | None:
+        """Wait for ``key`` while another process holds its lease: the entry once it is
+        stored, or ``None`` as soon as the lease is gone without one (the holder failed, was
+        cancelled or stored nothing) or ``lease`` seconds have passed."""
+        deadline = time.monotonic() + (self.lease or 0.0)
+        lease_key = f"{key}:lease"
+        while time.monotonic() < deadline:
+            await anyio.sleep(_LEASE_POLL)
+            entry = await self.alookup(key)
+            if entry is not None:
+                return entry
+            try:
+                backend = self._lease_backend()
+                if backend is None:
+                    return None
+                with anyio.move_on_after(self.lookup_timeout):
+                    if not await backend.lease_held(lease_key):
+                        return await self.alookup(key)  # stored just before the release?
+            except Exception as exc:
+                self._guard.fail("lease check", exc)
+                return None
+        return None
+
+    async def adelete(self, *keys: str) -> int:
+        """Delete entries by key (from the in-process tier too); returns how many existed."""
+        for key in keys:
+            self._writes.pending.pop(key, None)
+        if self._tier is not None:
+            await self._tier.delete(*keys)
+        return await self.backend.delete(*keys)
+
+    async def aclear(self, namespace: str | None = None) -> int:
+        """Delete every llmstash entry in ``namespace`` (default: this cache's namespace)."""
+        ns = namespace if namespace is not None else self.namespace
+        prefix = f"{ns}:llmstash:" if ns else "llmstash:"
+        self._writes.pending.clear()
+        if self._tier is not None:
+            await self._tier.clear(prefix)
+        return await self.backend.clear(prefix)
+
+    async def aping(self) -> bool:
+        """True when the backend answers."""
+        try:
+            return await self.backend.ping()
+        except Exception as exc:
+            logger.warning("llmstash cache: ping failed (%s)", describe(exc))
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this process: breaker state, writes acknowledged and given up on, and
+        the memory backend's own stats."""
+        breaker = self._guard.breaker
+        out: dict[str, Any] = {
+            "type": self.type,
+            "breaker_open": breaker.is_open,
+            "consecutive_failures": breaker.failures,
+            "pending_writes": self._writes.in_flight,
+            "writes": self._writes.written,
+            "writes_given_up": self._writes.given_up,
+        }
+        if self._local_backend is not None:
+            out.update(self._local_backend.stats())
+        return out
+
+    async def aclose(self) -> None:
+        """Finish writes and close the backend(s) this cache made; a ``backend=`` passed in
+        stays open (it is the caller's). Idempotent."""
+        await self.aflush_writes()
+        if self._shared is not None:
+            if self._owns_shared:
+                await self._shared.aclose()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is always awaited
+            return
+        backend = self._per_loop.pop(loop, None)
+        if backend is not None:
+            await backend.aclose()
+
+
+def _memory(max_size: int | None, max_bytes: int | None) -> MemoryBackend:
+    return MemoryBackend(
+        max_size=DEFAULT_MEMORY_MAX_SIZE if max_size is None else max_size,
+        max_bytes=DEFAULT_MEMORY_MAX_BYTES if max_bytes is None else max_bytes,
+    )
