@@ -177,9 +177,10 @@ class FakeProvider:
     - A stream has ``"usage": null`` on each chunk and a final chunk with ``choices: []`` and
       the usage only when ``stream_options.include_usage`` is true.
     - Anthropic ``"thinking": {"type": "enabled", "budget_tokens": N}`` (or ``"adaptive"``)
-      starts the answer to a user turn with a ``thinking`` block whose ``signature`` is
-      ``thinking_signature(text)`` (from ``llmstash.testing``; a tool result is answered without
-      new thinking, as the real API does). A user message containing
+      starts the answer to a user turn with a ``thinking`` block: text
+      ``thinking_text(question)``, ``signature`` ``thinking_signature(text)`` (both from
+      ``llmstash.testing``), its words counted in ``output_tokens``; a tool result is answered
+      without new thinking, as the real API does. A user message containing
       ``REDACTED_THINKING_TRIGGER`` adds a ``redacted_thinking`` block after it. Streamed:
       ``content_block_start`` (``{"type": "thinking", "thinking": ""}``), ``thinking_delta``
       pieces, one ``signature_delta``, ``content_block_stop``; a redacted block comes whole in
