@@ -13,16 +13,17 @@ import functools
 import inspect
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 import anyio
 
 from ._config import DEFAULT_CALLBACK_TIMEOUT, DEFAULT_MAX_PENDING_EVENTS
+from .exceptions import is_secret_header
 from .integrations.custom_logger import CustomLogger
 
-__all__ = ["CallbackDispatcher", "all_dispatchers"]
+__all__ = ["CallbackDispatcher", "all_dispatchers", "scrub_kwargs"]
 
 logger = logging.getLogger("llmstash")
 
@@ -50,6 +51,41 @@ class _Hook(NamedTuple):
         if self.name:
             return f"{type(self.owner).__qualname__}.{self.name}"
         return getattr(self.func, "__qualname__", type(self.func).__qualname__)
+
+
+_CREDENTIAL_KEYS: Final = ("api_key", "azure_ad_token")
+_HEADER_KEYS: Final = ("extra_headers", "headers")
+_NESTED_KEYS: Final = ("optional_params", "litellm_params")
+
+
+def scrub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` as hooks may see them: credentials (``api_key``, ``azure_ad_token``, and the
+    values of credential headers in ``extra_headers``/``headers``) read ``"***"``, at the top
+    level and in ``optional_params``/``litellm_params``. Copies what it changes; ``kwargs``
+    itself is returned when nothing needs masking."""
+    out: dict[str, Any] | None = None
+    for name in _CREDENTIAL_KEYS:
+        if isinstance(kwargs.get(name), str):
+            out = out if out is not None else dict(kwargs)
+            out[name] = "***"
+    for name in _HEADER_KEYS:
+        headers = kwargs.get(name)
+        if isinstance(headers, Mapping) and any(
+            isinstance(h, str) and is_secret_header(h) for h in headers
+        ):
+            out = out if out is not None else dict(kwargs)
+            out[name] = {
+                h: "***" if isinstance(h, str) and is_secret_header(h) else v
+                for h, v in headers.items()
+            }
+    for name in _NESTED_KEYS:
+        nested = kwargs.get(name)
+        if isinstance(nested, dict):
+            scrubbed = scrub_kwargs(nested)
+            if scrubbed is not nested:
+                out = out if out is not None else dict(kwargs)
+                out[name] = scrubbed
+    return kwargs if out is None else out
 
 
 def _is_coroutine_callable(func: Callable[..., Any]) -> bool:
@@ -122,6 +158,7 @@ class CallbackDispatcher:
         """Report that a request is about to be sent to the provider."""
         if not loggers:
             return
+        kwargs = scrub_kwargs(kwargs)
         names = _ASYNC_PRE_CALL if is_async else ("log_pre_api_call",)
         hooks = self._logger_hooks(loggers, names, (model, messages, kwargs))
         self._schedule(kwargs, hooks)
@@ -140,6 +177,7 @@ class CallbackDispatcher:
         """Report a successful call (a cache hit if ``kwargs["cache_hit"]``)."""
         if not loggers and not functions:
             return
+        kwargs = scrub_kwargs(kwargs)
         args = (kwargs, response, start_time, end_time)
         if not kwargs.get("cache_hit"):
             self._schedule(kwargs, self._logger_hooks(loggers, ("log_post_api_call",), args))
@@ -162,6 +200,7 @@ class CallbackDispatcher:
         if not loggers and not functions:
             return
         kwargs.setdefault("exception", exception)
+        kwargs = scrub_kwargs(kwargs)
         args = (kwargs, None, start_time, end_time)
         name = "async_log_failure_event" if is_async else "log_failure_event"
         hooks = self._logger_hooks(loggers, (name,), args)
@@ -180,6 +219,7 @@ class CallbackDispatcher:
         """Report one chunk of a stream as it is passed to the caller."""
         if not loggers:
             return
+        kwargs = scrub_kwargs(kwargs)
         name = "async_log_stream_event" if is_async else "log_stream_event"
         hooks = self._logger_hooks(loggers, (name,), (kwargs, chunk, start_time, end_time))
         self._schedule(kwargs, hooks)

@@ -59,21 +59,83 @@ __all__ = [
     "ServiceUnavailableError",
     "Timeout",
     "UnprocessableEntityError",
+    "is_secret_header",
     "make_status_error",
     "redact",
+    "secret_forms",
 ]
 
-# Things that look like credentials: OpenAI/Anthropic style keys and bearer tokens.
+# Things that look like credentials: OpenAI/Anthropic style keys, bearer tokens and JWTs (Azure
+# AD tokens), however they are quoted.
 _SECRET_RE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+    r"(sk-[A-Za-z0-9_\-]{6,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"
+    r"|eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}(?:\.[A-Za-z0-9_\-]*)?)"
 )
+_SPLIT_RE = re.compile(r"[\s\x00-\x1f\x7f]+")
+_MIN_SECRET = 4
+"""Shorter strings are never masked: they would mask half of every message."""
+_MIN_PIECE = 8
+"""Pieces of a secret (between whitespace or control characters) at least this long are
+masked on their own."""
+
+
+_MIN_WINDOW = 12
+"""A run of this many characters of a secret found in a message is masked (with the rest of
+the run): a server echoing half a key leaks it as surely as the whole."""
+_SECRET_HEADERS = frozenset(
+    ("authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie")
+)
+_SECRET_HEADER_WORDS = ("key", "token", "secret", "auth", "password", "credential", "signature")
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header (by name) carries a credential: ``authorization``, ``api-key``,
+    ``x-api-key``, cookies, and any name that speaks of a key, token, secret or password."""
+    lowered = name.lower()
+    return lowered in _SECRET_HEADERS or any(word in lowered for word in _SECRET_HEADER_WORDS)
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every spelling of ``secret`` a message may hold, longest first: as given, stripped, as
+    ``repr`` shows it (``\\n`` for a newline), as the ``repr`` of its bytes (httpx's header
+    errors), and each long piece between whitespace or control characters."""
+    forms: set[str] = set()
+    for value in (secret, secret.strip()):
+        forms.add(value)
+        forms.add(repr(value)[1:-1])
+        forms.add(repr(value.encode("utf-8", "backslashreplace"))[2:-1])
+        forms.add(value.encode("unicode_escape").decode("ascii"))
+    forms.update(p for p in _SPLIT_RE.split(secret) if len(p) >= _MIN_PIECE)
+    return sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
+
+
+def _mask_runs(text: str, secret: str) -> str:
+    """Mask every run of at least :data:`_MIN_WINDOW` consecutive characters of ``secret``."""
+    i = 0
+    while i + _MIN_WINDOW <= len(secret):
+        start = text.find(secret[i : i + _MIN_WINDOW])
+        if start < 0:
+            i += 1
+            continue
+        j, end = i + _MIN_WINDOW, start + _MIN_WINDOW
+        while j < len(secret) and end < len(text) and text[end] == secret[j]:
+            j, end = j + 1, end + 1
+        text = f"{text[:start]}***{text[end:]}"
+    return text
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return ``text`` with the given secrets and anything shaped like an API key masked."""
+    """Return ``text`` with the given secrets masked, in every spelling :func:`secret_forms`
+    knows and any long run of their characters, and anything shaped like an API key or token.
+    Only error paths pay for it."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if secret and len(secret.strip()) >= _MIN_SECRET:
+            for form in secret_forms(secret):
+                if form in text:
+                    text = text.replace(form, "***")
+            for piece in _SPLIT_RE.split(secret):
+                text = _mask_runs(text, piece)
     return _SECRET_RE.sub("***", text)
 
 

@@ -7,15 +7,19 @@ nothing of caching or callbacks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeAlias
 
 import httpx
 import msgspec
 
 from ..types import EmbeddingResponse, ModelResponse, ModelResponseStream
 
-__all__ = ["Provider", "Route"]
+__all__ = ["Provider", "Route", "TokenProvider"]
+
+TokenProvider: TypeAlias = Callable[[], str] | Callable[[], Awaitable[str]]
+"""A function returning a bearer token (Azure AD / Entra ID), sync or async; called for every
+request so that it can refresh the token."""
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,12 +36,22 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     api_key: str | None = None
     """Never shown by ``repr``."""
     api_version: str | None = None
+    azure_ad_token: str | None = None
+    """An Azure AD (Entra ID) token sent as ``Authorization: Bearer``; never shown by ``repr``."""
+    azure_ad_token_provider: TokenProvider | None = None
+    """Called for every request (each attempt) for a fresh Azure AD token."""
 
     def __repr__(self) -> str:
+        auth = ""
+        if self.azure_ad_token:
+            auth += ", azure_ad_token=***"
+        if self.azure_ad_token_provider is not None:
+            auth += f", azure_ad_token_provider={self.azure_ad_token_provider!r}"
         return (
             f"Route(provider={self.provider!r}, model={self.model!r}, "
             f"upstream_model={self.upstream_model!r}, api_base={self.api_base!r}, "
-            f"api_key={'***' if self.api_key else None}, api_version={self.api_version!r})"
+            f"api_key={'***' if self.api_key else None}, api_version={self.api_version!r}"
+            f"{auth})"
         )
 
 

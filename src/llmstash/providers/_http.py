@@ -9,9 +9,11 @@ waiting.
 from __future__ import annotations
 
 import email.utils
+import inspect
 import random
+import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -27,6 +29,7 @@ from ..exceptions import (
     APIStatusError,
     APITimeoutError,
     InvalidRequestError,
+    is_secret_header,
     make_status_error,
     redact,
 )
@@ -37,10 +40,13 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "Sender",
     "build_post",
+    "clean_secret",
     "encode_body",
     "error_message",
     "event_error",
+    "fresh_token",
     "invalid_body",
+    "request_secrets",
     "retry_after_header",
     "retry_delay",
     "should_retry_status",
@@ -124,11 +130,12 @@ def should_retry_status(status_code: int, headers: httpx.Headers | None = None) 
     return status_code in (408, 409, 429) or status_code >= 500
 
 
-def error_message(body: bytes, status_code: int) -> str:
-    """The provider's own words from an error body.
+def error_message(body: bytes, status_code: int, *, secrets: Sequence[str | None] = ()) -> str:
+    """The provider's own words from an error body, with ``secrets`` masked.
 
     Understands ``{"error": {"message": ...}}`` (OpenAI, Azure, Anthropic),
     ``{"error": "..."}``, ``{"message": ...}`` and ``{"detail": ...}``; falls back to the text.
+    Secrets are masked before the text is cut to length, so a cut never leaves half a key.
     """
     text: str | None = None
     try:
@@ -145,26 +152,75 @@ def error_message(body: bytes, status_code: int) -> str:
             text = err
     if text is None:
         text = body.decode("utf-8", "replace").strip()
-    text = text[:_MAX_MESSAGE]
+    text = redact(text, *secrets)[:_MAX_MESSAGE]
     return text or f"HTTP {status_code} with an empty body"
 
 
-_SECRET_HEADERS = ("authorization", "api-key", "x-api-key")
+_SENDABLE = re.compile(r"[\x20-\x7e]*")
+"""What a credential may hold once stripped: printable ASCII (spaces included)."""
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def clean_secret(value: object, what: str) -> str | None:
+    """A credential as it can be sent: surrounding whitespace stripped (a key read from a secret
+    file ends with a newline), ``None`` when nothing is left.
+
+    A value that is not a string, or that holds a control or non-ASCII character inside, is
+    refused with :class:`InvalidRequestError`, which names ``what`` but never shows the value.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        return None
+    if _SENDABLE.fullmatch(value) is None:
+        raise InvalidRequestError(
+            f"{what} contains a control or non-ASCII character (the value is not shown); "
+            "check where it is read from"
+        )
+    return value
+
+
+def request_secrets(request: httpx.Request) -> list[str]:
+    """The credentials a request carries in its headers (for a ``Bearer`` value, the token
+    too), to be masked in anything said about the request."""
+    found: list[str] = []
+    for raw_name, raw_value in request.headers.raw:
+        if is_secret_header(raw_name.decode("latin-1")):
+            value = raw_value.decode("latin-1")
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                found.append(token)
+    return found
+
+
+def _route_secrets(route: Route) -> tuple[str | None, str | None]:
+    return route.api_key, route.azure_ad_token
 
 
 def _masked_request(request: httpx.Request) -> httpx.Request:
     """A copy of ``request`` whose credential headers read ``***``: an error's response
     (``exc.response.request``) must not carry the key."""
-    headers = httpx.Headers(request.headers)
-    for name in _SECRET_HEADERS:
-        if name in headers:
-            headers[name] = "***"
+    headers = httpx.Headers(
+        [
+            (name, "***" if is_secret_header(name) else value)
+            for name, value in request.headers.multi_items()
+        ]
+    )
     return httpx.Request(request.method, request.url, headers=headers)
 
 
-def status_error(response: httpx.Response, route: Route) -> APIStatusError:
-    """The error for a response with an error status; its body must have been read."""
-    message = redact(error_message(response.content, response.status_code), route.api_key)
+def status_error(
+    response: httpx.Response, route: Route, secrets: Sequence[str | None] = ()
+) -> APIStatusError:
+    """The error for a response with an error status; its body must have been read. The
+    request's credentials, the route's and ``secrets`` are masked in the message."""
+    masked = (*request_secrets(response.request), *_route_secrets(route), *secrets)
+    message = error_message(response.content, response.status_code, secrets=masked)
     response.request = _masked_request(response.request)
     return make_status_error(
         response.status_code,
@@ -183,6 +239,27 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
         raise InvalidRequestError(f"request parameters are not JSON-serializable: {exc}") from exc
 
 
+def _sendable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with surrounding whitespace stripped from values; a name or value that HTTP
+    cannot carry is refused before any I/O, naming the header but never showing the value."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
+            raise InvalidRequestError(f"{name!r} is not a valid HTTP header name")
+        if not isinstance(value, str):
+            raise InvalidRequestError(
+                f"the value of header {name!r} must be a string, got {type(value).__name__}"
+            )
+        value = value.strip()
+        if _HEADER_VALUE.fullmatch(value) is None:
+            raise InvalidRequestError(
+                f"the value of header {name!r} contains a control or non-ASCII character (the "
+                "value is not shown)"
+            )
+        out[name] = value
+    return out
+
+
 def build_post(
     http: httpx.AsyncClient,
     url: str,
@@ -192,11 +269,12 @@ def build_post(
     timeout: float,
     params: Mapping[str, str] | None = None,
 ) -> httpx.Request:
-    """A JSON POST with its own timeout (connect, read, write and pool, each ``timeout``)."""
+    """A JSON POST with its own timeout (connect, read, write and pool, each ``timeout``).
+    Header values are stripped; one HTTP cannot carry is an :class:`InvalidRequestError`."""
     return http.build_request(
         "POST",
         url,
-        headers={"content-type": "application/json", **headers},
+        headers={"content-type": "application/json", **_sendable_headers(headers)},
         content=encode_body(body),
         params=params,
         timeout=httpx.Timeout(timeout),
@@ -238,7 +316,7 @@ def event_error(payload: Mapping[str, Any], route: Route) -> APIStatusError:
         message = err
     return make_status_error(
         status,
-        redact(message or "error event in the response stream", route.api_key),
+        redact(message or "error event in the response stream", *_route_secrets(route)),
         model=route.model,
         llm_provider=route.provider,
     )
@@ -255,20 +333,36 @@ def invalid_body(body: bytes | str, route: Route, exc: Exception) -> APIError:
         return event_error(data, route)
     text = body if isinstance(body, str) else body[:200].decode("utf-8", "replace")
     return APIResponseValidationError(
-        redact(f"unexpected response body ({exc}): {text[:200]!r}", route.api_key),
+        redact(f"unexpected response body ({exc}): {text[:200]!r}", *_route_secrets(route)),
         model=route.model,
         llm_provider=route.provider,
     )
+
+
+_CREDENTIAL_PARAMS = ("api_key", "azure_ad_token", "azure_ad_token_provider")
+"""Credentials that may reach a provider adapter among the parameters; never sent in a body."""
 
 
 def split_extras(
     params: Mapping[str, Any],
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """``params`` without ``extra_headers``/``extra_body``, and those two (openai-python's and
-    LiteLLM's names for headers and body fields sent as given)."""
+    LiteLLM's names for headers and body fields sent as given). Credentials among ``params``
+    (``api_key``, ``azure_ad_token``, ...) are dropped: they travel in headers, never in a
+    body."""
     rest = dict(params)
     headers = rest.pop("extra_headers", None) or {}
     body = rest.pop("extra_body", None) or {}
+    for name in _CREDENTIAL_PARAMS:
+        rest.pop(name, None)
+    if not isinstance(headers, Mapping):
+        raise InvalidRequestError(
+            f"extra_headers must be a dict of header names to values, got {type(headers).__name__}"
+        )
+    if not isinstance(body, Mapping):
+        raise InvalidRequestError(
+            f"extra_body must be a dict of fields to send, got {type(body).__name__}"
+        )
     return rest, dict(headers), dict(body)
 
 
@@ -276,15 +370,72 @@ def _retryable_transport(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
 
 
-def _transport_error(exc: httpx.TransportError, route: Route) -> APIConnectionError:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is not None and id(item) not in seen:
+            seen.add(id(item))
+            yield item
+            todo += [item.__cause__, item.__context__]
+
+
+def _scrubbed_cause(exc: httpx.TransportError, secrets: Sequence[str | None]) -> BaseException:
+    """``exc`` itself when nothing in it or its chain holds a secret; otherwise a copy of the
+    same class with the secrets masked in its message, without the chain or traceback (whose
+    frames hold the raw header bytes)."""
+    for item in _chain(exc):
+        texts = (str(item), repr(item), repr(item.args))
+        if any(redact(text, *secrets) != text for text in texts):
+            break
+    else:
+        return exc
+    message = redact(str(exc), *secrets)
+    try:
+        return type(exc)(message)
+    except Exception:  # an httpx error class with another signature
+        return httpx.TransportError(message)
+
+
+def _transport_error(
+    exc: httpx.TransportError, route: Route, request: httpx.Request
+) -> APIConnectionError:
+    """The error for a request that got no response, its message and ``__cause__`` free of
+    credentials (httpx spells a bad header value as ``b'Bearer ...'``). Raise it outside the
+    ``except`` block, so that the raw exception is not its ``__context__`` either."""
+    secrets = (*request_secrets(request), *_route_secrets(route))
     cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-    detail = redact(str(exc), route.api_key) or type(exc).__name__
+    detail = redact(str(exc), *secrets) or type(exc).__name__
     what = "timed out" if cls is APITimeoutError else "failed"
-    return cls(
+    error = cls(
         f"request to {route.provider} {what}: {type(exc).__name__}: {detail}",
         model=route.model,
         llm_provider=route.provider,
     )
+    error.__cause__ = _scrubbed_cause(exc, secrets)
+    return error
+
+
+async def fresh_token(route: Route) -> str | None:
+    """A token from ``route.azure_ad_token_provider`` (sync or async), asked again for every
+    attempt so that tokens are refreshed; ``None`` without a provider."""
+    provider = route.azure_ad_token_provider
+    if provider is None:
+        return None
+    value = provider()
+    if inspect.isawaitable(value):
+        value = await value
+    token = clean_secret(value, "the token azure_ad_token_provider returned")
+    if token is None:
+        raise InvalidRequestError("azure_ad_token_provider returned an empty token")
+    return token
+
+
+async def _authorize(request: httpx.Request, route: Route) -> None:
+    """Put a fresh token from the route's token provider, if any, on ``request``."""
+    if route.azure_ad_token_provider is not None:
+        request.headers["authorization"] = f"Bearer {await fresh_token(route)}"
 
 
 class Sender:
@@ -315,14 +466,19 @@ class Sender:
         """Send ``request`` until it succeeds or retries run out; the body is read."""
         attempt = 0
         while True:
+            await _authorize(request, route)
+            failure: httpx.TransportError | None = None
             try:
                 response = await http.send(request)
             except httpx.TransportError as exc:
-                if attempt < num_retries and _retryable_transport(exc):
+                failure = exc
+            if failure is not None:
+                if attempt < num_retries and _retryable_transport(failure):
                     await self._backoff(attempt, None)
                     attempt += 1
                     continue
-                raise _transport_error(exc, route) from exc
+                # Raised here, outside the except block: the raw error is no __context__.
+                raise _transport_error(failure, route, request)
             if response.is_success:
                 return response
             if attempt < num_retries and should_retry_status(
@@ -352,7 +508,10 @@ class Sender:
         while True:
             yielded = False
             response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
+            retry_after = None
             try:
+                await _authorize(request, route)
                 response = await http.send(request, stream=True)
                 if not response.is_success:
                     await response.aread()
@@ -368,9 +527,7 @@ class Sender:
                             yield item
                 return
             except httpx.TransportError as exc:
-                if yielded or attempt >= num_retries or not _retryable_transport(exc):
-                    raise _transport_error(exc, route) from exc
-                retry_after = None
+                failure = exc
             except APIStatusError as exc:
                 if (
                     yielded
@@ -383,6 +540,11 @@ class Sender:
             finally:
                 if response is not None:
                     await response.aclose()
+            if failure is not None and (
+                yielded or attempt >= num_retries or not _retryable_transport(failure)
+            ):
+                # Raised here, outside the except block: the raw error is no __context__.
+                raise _transport_error(failure, route, request)
             await self._backoff(attempt, retry_after)
             attempt += 1
 

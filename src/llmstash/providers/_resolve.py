@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._config import DEFAULT_AZURE_API_VERSION
 from ..exceptions import InvalidRequestError
-from ._base import Provider, Route
+from ._base import Provider, Route, TokenProvider
+from ._http import clean_secret
 from .azure import AzureProvider
 from .openai import OpenAIProvider
 from .openai_compatible import OpenAICompatibleProvider
@@ -46,8 +47,38 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def _base(value: str) -> str:
-    return value.rstrip("/")
+def _base(value: Any, name: str = "api_base") -> str:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a URL string, got {type(value).__name__}")
+    return value.strip().rstrip("/")
+
+
+def _anthropic_base(value: str) -> str:
+    """The root URL: an Anthropic base may be given as the root, the root + ``/v1`` or the full
+    ``/v1/messages`` URL, and the adapter appends ``/v1/messages`` once."""
+    for suffix in ("/v1/messages", "/v1"):
+        if value.endswith(suffix):
+            return value[: -len(suffix)].rstrip("/")
+    return value
+
+
+def _azure_base(value: str) -> tuple[str, bool]:
+    """The resource root, and whether the base named the v1 API (``.../openai/v1``, the
+    ``base_url`` Azure's docs give the openai client)."""
+    if value.endswith("/openai/v1"):
+        return value[: -len("/openai/v1")], True
+    if value.endswith("/openai"):
+        return value[: -len("/openai")], False
+    return value, False
+
+
+def _key(value: Any, env_var: str | None) -> str | None:
+    """The key from the argument, else the environment variable, stripped (see
+    :func:`clean_secret`); an empty argument falls back to the environment."""
+    key = clean_secret(value, "api_key")
+    if key is None and env_var is not None:
+        key = clean_secret(_env(env_var), f"the {env_var} environment variable")
+    return key
 
 
 def _is_openai_name(model: str) -> bool:
@@ -70,23 +101,32 @@ def resolve(
     api_key: str | None = None,
     api_version: str | None = None,
     call_type: Literal["chat", "embedding"] = "chat",
+    azure_ad_token: str | None = None,
+    azure_ad_token_provider: TokenProvider | None = None,
 ) -> tuple[Provider, Route]:
     """The provider and route for one call.
 
     - ``openai/<m>``, ``gpt-*``, ``chatgpt-*``, ``text-embedding-*``, ``o1``/``o3``/``o4``...:
       OpenAI. Base: ``api_base``, ``OPENAI_BASE_URL``, ``OPENAI_API_BASE``, else
       ``https://api.openai.com/v1``; key: ``api_key`` or ``OPENAI_API_KEY``.
-    - ``azure/<deployment>``: Azure OpenAI. Base (required): ``api_base`` or ``AZURE_API_BASE``;
-      version: ``api_version``, ``AZURE_API_VERSION``, else ``DEFAULT_AZURE_API_VERSION``;
-      key: ``api_key`` or ``AZURE_API_KEY``.
+    - ``azure/<deployment>``: Azure OpenAI. Base (required): ``api_base`` or ``AZURE_API_BASE``
+      (the resource root; a trailing ``/openai`` or ``/openai/v1`` is understood);
+      version: ``api_version``, ``AZURE_API_VERSION``, else ``DEFAULT_AZURE_API_VERSION``
+      (``"v1"`` and ``"preview"`` select the ``/openai/v1/...`` routes). Credential, the first
+      given of: ``api_key`` (``api-key`` header), ``azure_ad_token``, ``azure_ad_token_provider``
+      (``Authorization: Bearer``; the provider is called for every request), the
+      ``AZURE_API_KEY`` and ``AZURE_AD_TOKEN`` environment variables.
     - ``anthropic/<m>``, ``claude-*``: Anthropic. Base: ``api_base``, ``ANTHROPIC_API_BASE``,
-      ``ANTHROPIC_BASE_URL``, else ``https://api.anthropic.com``; key: ``api_key`` or
-      ``ANTHROPIC_API_KEY``. Chat only.
+      ``ANTHROPIC_BASE_URL``, else ``https://api.anthropic.com``; the root, the root + ``/v1``
+      and the full ``/v1/messages`` URL all work. Key: ``api_key`` or ``ANTHROPIC_API_KEY``.
+      Chat only.
     - Any other model with an explicit ``api_base``: an OpenAI-compatible server, asked for the
       model string as given (``"meta-llama/Llama-3.1-8B"`` stays whole).
 
-    A key is required for the public OpenAI and Anthropic endpoints and Azure's own hosts; a
-    custom base (a proxy, a local server) may go without one.
+    A key is required for the public OpenAI and Anthropic endpoints and Azure's own hosts (where
+    an Azure AD token will do); a custom base (a proxy, a local server) may go without one.
+    Keys and tokens are stripped of surrounding whitespace; one with a control or non-ASCII
+    character inside is refused, never shown.
     """
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError(f"model must be a non-empty string, got {model!r}")
@@ -107,7 +147,7 @@ def resolve(
             model=model,
             upstream_model=model,
             api_base=_base(api_base),
-            api_key=api_key or None,
+            api_key=_key(api_key, None),
             api_version=api_version,
         )
     else:
@@ -121,7 +161,7 @@ def resolve(
     if prefix == "openai":
         explicit = api_base or _env("OPENAI_BASE_URL") or _env("OPENAI_API_BASE")
         base = _base(explicit or OPENAI_API_BASE)
-        key = api_key or _env("OPENAI_API_KEY")
+        key = _key(api_key, "OPENAI_API_KEY")
         if key is None and base == OPENAI_API_BASE:
             raise _no_key(model, "OPENAI_API_KEY")
         return _OPENAI, Route(
@@ -135,19 +175,49 @@ def resolve(
                 f"model {model!r} needs the Azure resource URL: pass api_base=... or set the "
                 "AZURE_API_BASE environment variable"
             )
-        base = _base(explicit)
-        key = api_key or _env("AZURE_API_KEY")
+        base, names_v1 = _azure_base(_base(explicit))
+        key = clean_secret(api_key, "api_key")
+        token = clean_secret(azure_ad_token, "azure_ad_token")
+        if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
+            raise InvalidRequestError(
+                "azure_ad_token_provider must be a function returning a token, got "
+                f"{type(azure_ad_token_provider).__name__}"
+            )
+        token_provider = azure_ad_token_provider
+        # One credential is sent: an explicit argument first, then the environment.
+        if key is not None or token is not None:
+            token_provider = None
+        elif token_provider is None:
+            key = clean_secret(_env("AZURE_API_KEY"), "the AZURE_API_KEY environment variable")
+            if key is None:
+                token = clean_secret(
+                    _env("AZURE_AD_TOKEN"), "the AZURE_AD_TOKEN environment variable"
+                )
+        if key is not None:
+            token = None
         host = (urlsplit(base).hostname or "").lower()
-        if key is None and host.endswith(_AZURE_HOSTS):
-            raise _no_key(model, "AZURE_API_KEY")
-        version = api_version or _env("AZURE_API_VERSION") or DEFAULT_AZURE_API_VERSION
+        if key is None and token is None and token_provider is None and host.endswith(_AZURE_HOSTS):
+            raise InvalidRequestError(
+                f"no credential for model {model!r}: pass api_key=..., azure_ad_token=... or "
+                "azure_ad_token_provider=..., or set the AZURE_API_KEY or AZURE_AD_TOKEN "
+                "environment variable"
+            )
+        version = (
+            api_version
+            or _env("AZURE_API_VERSION")
+            or ("v1" if names_v1 else DEFAULT_AZURE_API_VERSION)
+        )
+        if not isinstance(version, str):
+            raise InvalidRequestError(f"api_version must be a string, got {type(version).__name__}")
         return _AZURE, Route(
             provider=_AZURE.name,
             model=model,
             upstream_model=rest,
             api_base=base,
             api_key=key,
-            api_version=version,
+            api_version=version.strip(),
+            azure_ad_token=token,
+            azure_ad_token_provider=token_provider,
         )
 
     if call_type == "embedding":
@@ -155,8 +225,8 @@ def resolve(
             f"model {model!r} is served by Anthropic, which has no embeddings API"
         )
     explicit = api_base or _env("ANTHROPIC_API_BASE") or _env("ANTHROPIC_BASE_URL")
-    base = _base(explicit or ANTHROPIC_API_BASE)
-    key = api_key or _env("ANTHROPIC_API_KEY")
+    base = _anthropic_base(_base(explicit or ANTHROPIC_API_BASE))
+    key = _key(api_key, "ANTHROPIC_API_KEY")
     if key is None and base == ANTHROPIC_API_BASE:
         raise _no_key(model, "ANTHROPIC_API_KEY")
     provider = _anthropic()

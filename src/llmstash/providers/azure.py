@@ -1,4 +1,5 @@
-"""Azure OpenAI: OpenAI's wire format under per-deployment URLs with an ``api-key`` header."""
+"""Azure OpenAI: OpenAI's wire format under per-deployment URLs, or under ``/openai/v1`` for the
+v1 API, authenticated by an ``api-key`` header or an Azure AD (Entra ID) bearer token."""
 
 from __future__ import annotations
 
@@ -10,23 +11,51 @@ from .openai import OpenAIProvider
 
 __all__ = ["AzureProvider"]
 
+_V1_VERSIONS = ("v1", "preview")
+"""``api_version`` values that select the v1 API (``/openai/v1/...``, model in the body)."""
+
+
+def _version(route: Route) -> str:
+    return route.api_version or DEFAULT_AZURE_API_VERSION
+
 
 class AzureProvider(OpenAIProvider):
-    """``POST {api_base}/openai/deployments/{deployment}/chat/completions?api-version=V`` (and
-    ``/embeddings``), key in the ``api-key`` header. ``route.upstream_model`` is the deployment;
-    it is also sent as ``model``, which Azure ignores."""
+    """Azure OpenAI.
+
+    - Dated versions: ``POST {api_base}/openai/deployments/{deployment}/chat/completions
+      ?api-version=V`` (and ``/embeddings``).
+    - ``api_version="v1"``: ``POST {api_base}/openai/v1/chat/completions`` with no
+      ``api-version``; ``"preview"``: the same with ``api-version=preview``. The deployment is
+      the body's ``model``.
+
+    ``route.upstream_model`` is the deployment, always sent as ``model`` too (the dated routes
+    ignore it). Credentials: the key in the ``api-key`` header, else an Azure AD token as
+    ``Authorization: Bearer`` (a token provider's token is set per attempt by the sender).
+    """
 
     name = "azure"
 
     def url(self, route: Route, endpoint: str) -> str:
-        """The deployment's URL for ``endpoint``."""
+        """The URL for ``endpoint`` (``"chat/completions"``, ``"embeddings"``)."""
+        if _version(route).lower() in _V1_VERSIONS:
+            return f"{route.api_base}/openai/v1/{endpoint}"
         deployment = quote(route.upstream_model, safe="")
         return f"{route.api_base}/openai/deployments/{deployment}/{endpoint}"
 
-    def query(self, route: Route) -> dict[str, str]:
-        """``api-version``, which every Azure request needs."""
-        return {"api-version": route.api_version or DEFAULT_AZURE_API_VERSION}
+    def query(self, route: Route) -> dict[str, str] | None:
+        """``api-version``: the dated version, ``preview``, or none for ``v1``."""
+        version = _version(route)
+        if version.lower() == "v1":
+            return None
+        if version.lower() == "preview":
+            return {"api-version": "preview"}
+        return {"api-version": version}
 
     def headers(self, route: Route) -> dict[str, str]:
-        """The ``api-key`` header (none when there is no key)."""
-        return {"api-key": route.api_key} if route.api_key else {}
+        """``api-key`` with a key, else ``Authorization: Bearer`` with a fixed Azure AD token;
+        nothing otherwise."""
+        if route.api_key:
+            return {"api-key": route.api_key}
+        if route.azure_ad_token:
+            return {"authorization": f"Bearer {route.azure_ad_token}"}
+        return {}
