@@ -1,37 +1,61 @@
-"""The async engine: validate → key → lookup → single-flight → provider → store → dispatch."""
+"""The async engine: prepare → key → lookup → single flight → provider → store → report.
+
+Where to find each step:
+
+- arguments to a validated :class:`~llmstash._request.Request`: ``_request.py`` (pure);
+- the hit path: :meth:`Client._complete` → ``Cache.lookup_nowait``/``alookup`` →
+  :meth:`Client._serve` (an entry of either mode served in the caller's mode);
+- the miss path: :meth:`Client._chat_miss` / :meth:`Client._stream_miss` →
+  :meth:`Client._ask` (fallbacks, concurrency cap, the provider) → ``Cache.astore``
+  (write-through);
+- stream replay and the stream end: ``_streams.py`` and :meth:`Client._stream_end`;
+- single flight and the cross-process lease: ``_flight.py``;
+- ``_hidden_params`` and callback events, for every path: ``_outcome.py``.
+"""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import base64
 import enum
+import logging
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Final, Literal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, Literal
 
 import httpx
-import msgspec
 
 from ._callbacks import CallbackDispatcher
-from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
-from ._cost import completion_cost, embedding_cost
+from ._config import DEFAULT_TIMEOUT
+from ._flight import LEAD, RETRY, Flights, take_lease
+from ._outcome import Call, fail, price, succeed
+from ._request import CallSettings, Request, check_inputs, check_messages, prepare
 from ._streaming import assemble_chunks, response_to_chunks
+from ._streams import AsyncStream, replay
 from .caching import Cache
 from .caching._cache import NEEDS_IO
 from .caching._codec import (
     ChatEntry,
     EmbeddingEntry,
+    Entry,
     StreamEntry,
     decode,
     encode_chat,
     encode_embedding,
     encode_stream,
 )
-KIND_CHAT, KIND_STREAM = 1, 2
-from .exceptions import APIStatusError, ClientClosedError, InvalidRequestError
+from .exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    CacheDataError,
+    ClientClosedError,
+    InvalidRequestError,
+)
 from .providers import Provider, Route, resolve
 from .types import (
     Choices,
@@ -42,86 +66,16 @@ from .types import (
     ModelResponse,
     ModelResponseStream,
     Usage,
-    to_builtins,
 )
 
 __all__ = ["AsyncStream", "CallSettings", "Client"]
 
-# Arguments LiteLLM users pass that steer the call but are never sent to a provider.
-_LOCAL_PARAMS: Final = frozenset(
-    {
-        "metadata",
-        "litellm_call_id",
-        "litellm_logging_obj",
-        "logger_fn",
-        "proxy_server_request",
-        "request_timeout",
-        "max_retries",
-        "custom_llm_provider",
-        "no-log",
-        # LiteLLM SDK settings that steer its router, pricing or logging, not the provider
-        "drop_params",
-        "fallbacks",
-        "context_window_fallback_dict",
-        "model_list",
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "mock_timeout",
-        "litellm_trace_id",
-        "litellm_session_id",
-        "preset_cache_key",
-        "caching_groups",
-        "max_parallel_requests",
-    }
-)
-_KNOWN_PREFIXES: Final = ("openai", "azure", "anthropic")
-
-
-class CallSettings(msgspec.Struct, frozen=True):
-    """The settings one call runs with: the Client's own, or LiteLLM-style module globals."""
-
-    cache: Cache | None = None
-    callbacks: Sequence[Any] = ()
-    success_callback: Sequence[Callable[..., Any]] = ()
-    failure_callback: Sequence[Callable[..., Any]] = ()
-    num_retries: int | None = None
-    timeout: float | None = None
+logger = logging.getLogger("llmstash")
 
 
 class _State(enum.Enum):
     OPEN = 1
     CLOSED = 2
-
-
-class _Call(msgspec.Struct):
-    """Everything about one call that the stages after validation need."""
-
-    settings: CallSettings
-    is_async: bool
-    call_type: str
-    model: str
-    params: dict[str, Any]
-    api_base: str | None
-    api_key: str | None
-    api_version: str | None
-    timeout: float
-    num_retries: int
-    metadata: Any
-    cache: Cache | None
-    key: str | None
-    ttl: float | None
-    no_store: bool
-    start: float
-    messages: list[dict[str, Any]] | None = None
-    inputs: list[Any] | None = None
-    stream: bool = False
-    provider_name: str | None = None
-    resolved_base: str | None = None
-    call_id: str | None = None
-    controls: Mapping[str, Any] | None = None
-    idle_since: float | None = None
-    """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
-    flight: asyncio.Future[bytes | Exception | None] | None = None
 
 
 class Client:
@@ -134,8 +88,8 @@ class Client:
 
     It owns one pooled ``httpx.AsyncClient`` (made on first use, or pass ``http_client``,
     which then stays yours) and a callback dispatcher. ``aclose()`` flushes pending callback
-    events and background cache writes, then closes what it owns; it is idempotent, and a
-    closed client refuses new calls with :class:`ClientClosedError`.
+    events and cache writes, then closes what it owns; it is idempotent, and a closed client
+    refuses new calls with :class:`ClientClosedError`.
     """
 
     def __init__(
@@ -158,7 +112,8 @@ class Client:
         self._http = http_client
         self._owns_http = http_client is None
         self._dispatcher = CallbackDispatcher()
-        self._flights: dict[str, _Call] = {}
+        self._flights = Flights()
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._state = _State.OPEN
         self._default = False
         self._watcher: object | None = None
@@ -232,261 +187,275 @@ class Client:
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
 
     async def _complete(
-        self, settings: CallSettings, is_async: bool, model: str, messages: Any, **params: Any
+        self,
+        settings: CallSettings,
+        is_async: bool,
+        model: Any,
+        messages: Any,
+        **kwargs: Any,
     ) -> Any:
-        """A chat call; ``params`` holds the arguments of :func:`llmstash.acompletion`."""
+        """A chat call; ``kwargs`` holds the arguments of :func:`llmstash.acompletion`."""
         start = time.time()
-        model = _check_model(model)
-        messages = _check_messages(messages)
-        stream = params.pop("stream", False)
-        mock_response = params.pop("mock_response", None)
-        call_type = "acompletion" if is_async else "completion"
-        call = self._prepare(settings, is_async, call_type, model, params, start)
-        cache = call.controls
-        call.messages = messages
-        call.stream = bool(stream)
-        c = call.cache
-        no_cache = _flag(cache, "no-cache")
-        if c is not None and call.key is None:
-            call.key = c.chat_cache_key(model, messages, _key_params(call), cache)
-        if c is not None and call.key is not None and not no_cache:
-            max_age = _max_age(cache)
-            found = c.lookup_nowait(call.key, max_age)
-            entry = await c.alookup(call.key, max_age) if found is NEEDS_IO else found
+        self._check_open()
+        req = prepare(
+            settings, "acompletion" if is_async else "completion", is_async, model, kwargs
+        )
+        req.messages = check_messages(messages)
+        call = Call(req, settings, self._dispatcher, start)
+        cache = req.cache
+        if cache is not None:
+            key = call.key = _text_safe(
+                cache.chat_cache_key, req.model, req.messages, req.key_params(), req.controls.raw
+            )
+            if not req.controls.no_cache:
+                max_age = req.controls.max_age
+                while True:
+                    found = cache.lookup_nowait(key, max_age)
+                    entry = await cache.alookup(key, max_age) if found is NEEDS_IO else found
+                    if entry is not None:
+                        served = self._serve(call, entry)  # type: ignore[arg-type]
+                        if served is not None:
+                            return served
+                    shared = await self._flights.wait(key)
+                    if shared is RETRY:
+                        continue
+                    if isinstance(shared, Exception):
+                        raise shared
+                    if isinstance(shared, bytes):
+                        served = self._serve(call, _decode_shared(shared), coalesced=True)
+                        if served is not None:
+                            return served
+                    elif shared is LEAD:
+                        self._flights.lead(call)
+                    break
+        if req.stream:
+            return await self._stream_miss(call)
+        return await self._chat_miss(call)
+
+    def _serve(self, call: Call, entry: Entry | None, *, coalesced: bool = False) -> Any:
+        """A hit: the entry in the caller's mode (plain or stream), or ``None`` when it cannot
+        serve this call (an entry of another kind, or one that does not assemble)."""
+        req = call.req
+        try:
             if isinstance(entry, ChatEntry):
-                return self._chat_hit(call, KIND_CHAT, entry.response)
-            if isinstance(entry, StreamEntry):
-                return self._chat_hit(call, KIND_STREAM, entry.chunks)
-            shared = await self._follow(call.key)
-            if isinstance(shared, Exception):
-                raise shared
-            if isinstance(shared, bytes):
-                entry = decode(shared)
-                if isinstance(entry, ChatEntry):
-                    return self._chat_hit(call, KIND_CHAT, entry.response, joined=True)
-                if isinstance(entry, StreamEntry):
-                    return self._chat_hit(call, KIND_STREAM, entry.chunks, joined=True)
-            if shared is _LEAD:
-                self._lead_flight(call)
-        if call.stream:
-            return await self._stream_miss(call, mock_response)
-        return await self._chat_miss(call, mock_response)
+                if req.stream:
+                    chunks = response_to_chunks(entry.response)
+                    return AsyncStream(self, call, replay(chunks), hit=True, coalesced=coalesced)
+                response = entry.response
+            elif isinstance(entry, StreamEntry):
+                if req.stream:
+                    source = replay(entry.chunks)
+                    return AsyncStream(self, call, source, hit=True, coalesced=coalesced)
+                response = assemble_chunks(entry.chunks)
+            else:
+                return None
+        except Exception as exc:
+            logger.warning("llmstash cache: ignoring entry %s (%s)", call.key, exc)
+            return None
+        return succeed(call, response, hit=True, coalesced=coalesced)
 
-    async def _follow(self, key: str) -> bytes | Exception | object:
-        """Wait for an identical call in flight: its stored bytes or shared error, or
-        ``_LEAD`` (none in flight: lead one) or ``_ALONE`` (its reader stalled: call alone)."""
-        while True:
-            leader = self._flights.get(key)
-            if leader is None or leader.flight is None:
-                return _LEAD
-            outcome: object = await _await_leader(leader, leader.flight)
-            if outcome is None:
-                continue  # the leader gave up; another follower may lead now
-            return outcome
-
-    def _lead_flight(self, call: _Call) -> None:
-        """Make this call the one provider request that identical concurrent misses await."""
-        if call.key is not None and call.key not in self._flights:
-            call.flight = asyncio.get_running_loop().create_future()
-            self._flights[call.key] = call
-
-    def _land_flight(self, call: _Call, outcome: bytes | Exception | None) -> None:
-        """Hand followers the stored bytes, a shareable error, or ``None`` (look again)."""
-        flight = call.flight
-        if flight is not None:
-            call.flight = None
-            if self._flights.get(call.key or "") is call:
-                del self._flights[call.key or ""]
-            if isinstance(outcome, Exception) and not _shareable(outcome):
-                outcome = None
-            flight.set_result(outcome)
-
-    def _chat_hit(self, call: _Call, kind: int, value: Any, *, joined: bool = False) -> Any:
-        if kind == KIND_STREAM:
-            chunks: list[ModelResponseStream] = value
-            if call.stream:
-                return AsyncStream(self, call, _replay(chunks), hit=True)
-            response = assemble_chunks(chunks)
-        elif kind == KIND_CHAT:
-            response = value
-            if call.stream:
-                return AsyncStream(self, call, _replay(response_to_chunks(response)), hit=True)
-        else:  # pragma: no cover - callers pass chat and stream entries only
-            raise AssertionError(f"not a chat entry: kind {kind}")
-        hit = not joined
-        response._hidden_params = {
-            "cache_hit": hit,
-            "cache_key": call.key,
-            "response_cost": 0.0 if hit else completion_cost(call.model, response.usage),
-        }
-        if self._has_hooks(call.settings):
-            saved = completion_cost(call.model, response.usage)
-            self._success(call, response, cache_hit=hit, cost=saved, saved_cost=saved)
-        return response
-
-    async def _chat_miss(self, call: _Call, mock_response: Any) -> ModelResponse:
-        key = call.key
-        outcome: bytes | Exception | None = None
+    async def _chat_miss(self, call: Call) -> Any:
+        req, key, cache = call.req, call.key, call.req.cache
         leased = False
         try:
-            if mock_response is not None:
-                response = _mock_chat(call, mock_response)
+            if req.mock_response is not None:
+                response = _mock_chat(req)
             else:
-                if key is not None and call.cache is not None and call.cache.lease is not None:
-                    leased = await call.cache.aacquire_lease(key)
-                    if not leased:
-                        entry = await call.cache.await_entry(key)
-                        if isinstance(entry, ChatEntry):
-                            return self._chat_hit(call, KIND_CHAT, entry.response)  # type: ignore[no-any-return]
-                        if isinstance(entry, StreamEntry):
-                            return self._chat_hit(call, KIND_STREAM, entry.chunks)  # type: ignore[no-any-return]
-                response = await self._call_provider(call)
-            if key is not None:
-                outcome = encode_chat(response, time.time(), call.ttl)
-                if not call.no_store and call.cache is not None:
-                    await call.cache.astore({key: outcome}, call.ttl)
+                if key is not None and cache is not None and cache.lease is not None:
+                    leased, entry = await take_lease(cache, key)
+                    if entry is not None:
+                        served = self._serve(call, entry)
+                        if served is not None:
+                            self._flights.land(call, _encode_entry(entry))
+                            return served
+                response, fell_back = await self._ask_chat(call)
+                if fell_back:
+                    key = None  # another model's answer is not stored under this model's key
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                outcome = exc
-                if self._has_hooks(call.settings):
-                    self._failure(call, exc)
-            raise
-        finally:
-            self._land_flight(call, outcome)
+            self._flights.land(call, exc)
             if leased:
-                await call.cache.arelease_lease(key)  # type: ignore[union-attr, arg-type]
-        cost = completion_cost(call.model, response.usage)
-        response._hidden_params = {
-            "cache_hit": False,
-            "cache_key": key,
-            "response_cost": cost,
-            "custom_llm_provider": call.provider_name,
-            "api_base": call.resolved_base,
-        }
-        if self._has_hooks(call.settings):
-            self._success(call, response, cache_hit=False, cost=cost)
-        return response
+                await cache.arelease_lease(key)  # type: ignore[union-attr, arg-type]
+            fail(call, exc)
+            raise
+        if key is not None and cache is not None:
+            data = encode_chat(response, time.time(), req.ttl)
+            self._flights.land(call, data)
+            if not req.controls.no_store:
+                await cache.astore({key: data}, req.ttl)
+            if leased:
+                await cache.arelease_lease(key)
+        else:
+            self._flights.land(call, None)
+        return succeed(call, response, hit=False)
 
-    async def _call_provider(self, call: _Call) -> ModelResponse:
-        assert call.messages is not None
-        provider, route = self._route(call, "chat", call.messages)
-        return await provider.chat(
-            self.http,
-            route,
-            call.messages,
-            call.params,
-            timeout=call.timeout,
-            num_retries=call.num_retries,
-        )
+    async def _ask_chat(self, call: Call) -> tuple[ModelResponse, bool]:
+        """The provider's answer, trying ``fallbacks`` in turn on errors worth it; and whether
+        a fallback answered."""
+        req = call.req
+        assert req.messages is not None
+        for attempt, target in enumerate(_targets(req)):
+            provider, route = self._route(call, "chat", req.messages, target)
+            try:
+                async with self._slot(route.model, req.max_parallel_requests):
+                    response = await provider.chat(
+                        self.http,
+                        route,
+                        req.messages,
+                        req.params,
+                        timeout=req.timeout,
+                        num_retries=req.num_retries,
+                    )
+                return response, attempt > 0
+            except Exception as exc:
+                if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
+                    raise
+                logger.warning(
+                    "llmstash: %s failed (%s); falling back to %s",
+                    route.model,
+                    type(exc).__name__,
+                    _target_model(req.fallbacks[attempt]),
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _stream_miss(self, call: _Call, mock_response: Any) -> AsyncStream:
+    async def _stream_miss(self, call: Call) -> AsyncStream:
+        req, key, cache = call.req, call.key, call.req.cache
+        leased = False
         try:
             source: AsyncIterator[ModelResponseStream]
-            if mock_response is not None:
-                source = _replay(response_to_chunks(_mock_chat(call, mock_response)))
+            if req.mock_response is not None:
+                source = replay(response_to_chunks(_mock_chat(req)))
             else:
-                assert call.messages is not None
-                provider, route = self._route(call, "chat", call.messages)
+                if key is not None and cache is not None and cache.lease is not None:
+                    leased, entry = await take_lease(cache, key)
+                    if entry is not None:
+                        served = self._serve(call, entry)
+                        if served is not None:
+                            self._flights.land(call, _encode_entry(entry))
+                            return served  # type: ignore[no-any-return]
+                assert req.messages is not None
+                provider, route = self._route(call, "chat", req.messages, req.model)
+                params = req.params
+                storing = cache is not None and not req.controls.no_store
+                if storing and not req.wants_usage and route.provider != "anthropic":
+                    # Ask for usage so that a plain call served from this entry has it; the
+                    # caller, who did not ask, does not see the usage chunk.
+                    options = dict(params.get("stream_options") or {})
+                    options["include_usage"] = True
+                    params = {**params, "stream_options": options}
                 source = provider.chat_stream(
                     self.http,
                     route,
-                    call.messages,
-                    call.params,
-                    timeout=call.timeout,
-                    num_retries=call.num_retries,
+                    req.messages,
+                    params,
+                    timeout=req.timeout,
+                    num_retries=req.num_retries,
                 )
         except BaseException as exc:
-            self._land_flight(call, exc if isinstance(exc, Exception) else None)
-            if isinstance(exc, Exception) and self._has_hooks(call.settings):
-                self._failure(call, exc)
+            self._flights.land(call, exc)
+            if leased:
+                await cache.arelease_lease(key)  # type: ignore[union-attr, arg-type]
+            fail(call, exc)
             raise
-        stream = AsyncStream(self, call, source, hit=False)
+        stream = AsyncStream(self, call, source, hit=False, leased=leased)
         await stream._prime()
         return stream
 
-    def _stream_done(
-        self, call: _Call, chunks: list[ModelResponseStream], *, hit: bool
+    async def _stream_end(
+        self,
+        call: Call,
+        chunks: list[ModelResponseStream],
+        *,
+        hit: bool,
+        coalesced: bool,
+        leased: bool,
     ) -> ModelResponse | None:
         """A stream was read to its end: store it (on a miss) and report success."""
-        if not chunks:
-            self._land_flight(call, None)
-            return None
+        cache, key = call.req.cache, call.key
         # A stream that ended without a finish reason was cut short: never stored or shared.
         finished = any(c.finish_reason for chunk in chunks for c in chunk.choices)
-        if not finished:
-            self._land_flight(call, None)
-        elif not hit and call.key is not None:
-            data = encode_stream(chunks, time.time(), call.ttl)
-            if not call.no_store and call.cache is not None:
-                call.cache._tmp_store({call.key: data}, call.ttl)
-            self._land_flight(call, data)
-        response = assemble_chunks(chunks)
-        cost = completion_cost(call.model, response.usage)
-        response._hidden_params = {
-            "cache_hit": hit,
-            "cache_key": call.key,
-            "response_cost": 0.0 if hit else cost,
-        }
-        if self._has_hooks(call.settings):
-            if hit:
-                self._success(call, response, cache_hit=True, saved_cost=cost)
-            else:
-                self._success(call, response, cache_hit=False, cost=cost)
-        return response
+        if hit or not finished or key is None or cache is None:
+            self._flights.land(call, None)
+        else:
+            data = encode_stream(chunks, time.time(), call.req.ttl)
+            self._flights.land(call, data)
+            if not call.req.controls.no_store:
+                await cache.astore({key: data}, call.req.ttl)
+        if leased and cache is not None and key is not None:
+            await cache.arelease_lease(key)
+        if not chunks:
+            return None
+        return succeed(call, assemble_chunks(chunks), hit=hit, coalesced=coalesced)  # type: ignore[no-any-return]
+
+    async def _stream_failed(
+        self, call: Call, shared: BaseException | None, exc: BaseException | None, *, leased: bool
+    ) -> None:
+        """A stream failed (``exc``) or was closed early (``None``): nothing is stored."""
+        self._flights.land(call, shared)
+        cache, key = call.req.cache, call.key
+        if leased and cache is not None and key is not None:
+            await cache.arelease_lease(key)
+        if exc is not None:
+            fail(call, exc)
 
     async def _embed(
-        self, settings: CallSettings, is_async: bool, model: str, inputs: Any, **params: Any
+        self, settings: CallSettings, is_async: bool, model: Any, inputs: Any, **kwargs: Any
     ) -> EmbeddingResponse:
-        """An embeddings call; ``params`` holds the arguments of :func:`llmstash.aembedding`."""
+        """An embeddings call; ``kwargs`` holds the arguments of :func:`llmstash.aembedding`."""
         start = time.time()
-        model = _check_model(model)
-        inputs = _check_inputs(inputs)
-        mock_response = params.pop("mock_response", None)
-        call_type = "aembedding" if is_async else "embedding"
-        call = self._prepare(settings, is_async, call_type, model, params, start)
-        cache = call.controls
-        call.inputs = inputs
-        c = call.cache
+        self._check_open()
+        req = prepare(settings, "aembedding" if is_async else "embedding", is_async, model, kwargs)
+        req.inputs = inputs = check_inputs(inputs)
+        call = Call(req, settings, self._dispatcher, start)
+        cache = req.cache
         n = len(inputs)
         vectors: list[Any] = [None] * n
         tokens = [0] * n
         keys: list[str] = []
-        if c is not None:
-            keys = c.input_cache_keys(inputs, model=model, **_key_params(call), cache=cache)
-            if not _flag(cache, "no-cache"):
-                entries = await c.alookup_many(keys, _max_age(cache))
-                for i, entry in enumerate(entries):
+        if cache is not None:
+            keys = _text_safe(
+                cache.input_cache_keys,
+                inputs,
+                model=req.model,
+                **req.key_params(),
+                cache=req.controls.raw,
+            )
+            if not req.controls.no_cache:
+                for i, entry in enumerate(await cache.alookup_many(keys, req.controls.max_age)):
                     if isinstance(entry, EmbeddingEntry):
                         vectors[i], tokens[i] = entry.vector, entry.tokens
         missing = [i for i in range(n) if vectors[i] is None]
         fresh_cost: float | None = 0.0
         if missing:
+            asked = [inputs[i] for i in missing]
             try:
-                if mock_response is not None:
-                    fresh = _mock_embedding(mock_response, [inputs[i] for i in missing])
+                if req.mock_response is not None:
+                    fresh = _mock_embedding(req.mock_response, asked)
                 else:
-                    fresh = await self._embed_provider(call, [inputs[i] for i in missing])
-            except Exception as exc:
-                if self._has_hooks(call.settings):
-                    self._failure(call, exc)
+                    fresh = await self._ask_embedding(call, asked)
+                by_index = {d.index: d.embedding for d in fresh.data}
+                lost = [i for j, i in enumerate(missing) if by_index.get(j) is None]
+                if lost:
+                    raise APIResponseValidationError(
+                        f"the provider returned {len(fresh.data)} embeddings for "
+                        f"{len(asked)} inputs (none for input {lost[0]})"
+                    )
+            except BaseException as exc:
+                fail(call, exc)
                 raise
-            fresh_cost = embedding_cost(model, fresh.usage)
-            shares = _split_tokens(fresh.usage.prompt_tokens, [inputs[i] for i in missing])
-            by_index = {d.index: d.embedding for d in fresh.data}
+            fresh_cost = price(req, fresh)
+            shares = _split_tokens(fresh.usage.prompt_tokens, asked)
             now = time.time()
             to_store: dict[str, bytes] = {}
             for j, i in enumerate(missing):
-                vec = by_index.get(j)
-                if vec is None:
-                    raise InvalidRequestError(f"provider returned no embedding for input {i}")
+                vec = by_index[j]
                 vectors[i] = vec
                 tokens[i] = shares[j]
-                if c is not None and not call.no_store:
+                if cache is not None and not req.controls.no_store:
                     packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
-                    to_store[keys[i]] = encode_embedding(packed, shares[j], now, call.ttl)
-            if to_store and c is not None:
-                await c.astore(to_store, call.ttl)
-        want_b64 = params.get("encoding_format") == "base64"
+                    to_store[keys[i]] = encode_embedding(packed, shares[j], now, req.ttl)
+            if to_store and cache is not None:
+                await cache.astore(to_store, req.ttl)
+        want_b64 = req.params.get("encoding_format") == "base64"
         data = [
             Embedding(embedding=_as_b64(v) if want_b64 else v, index=i)
             for i, v in enumerate(vectors)
@@ -494,461 +463,124 @@ class Client:
         total = sum(tokens)
         response = EmbeddingResponse(
             data=data,
-            model=model.split("/", 1)[1] if "/" in model else model,
+            model=req.model.split("/", 1)[1] if "/" in req.model else req.model,
             usage=Usage(prompt_tokens=total, total_tokens=total),
         )
         hit = not missing
-        response._hidden_params = {
-            "cache_hit": hit,
-            "cache_key": keys[0] if len(keys) == 1 else None,
-            "cache_keys": keys,
-            "cached_inputs": n - len(missing),
-            "response_cost": fresh_cost,
-        }
-        if self._has_hooks(call.settings):
-            self._success(
-                call,
-                response,
-                cache_hit=hit,
-                cost=fresh_cost,
-                saved_cost=embedding_cost(model, response.usage) if hit else None,
-            )
-        return response
+        if cache is not None:
+            call.key = keys[0] if n == 1 else None
+        extra = {"cache_keys": keys, "cached_inputs": n - len(missing)}
+        return succeed(call, response, hit=hit, cost=fresh_cost, extra=extra)  # type: ignore[no-any-return]
 
-    async def _embed_provider(self, call: _Call, inputs: list[Any]) -> EmbeddingResponse:
-        provider, route = self._route(call, "embedding", inputs)
-        return await provider.embed(
-            self.http,
-            route,
-            inputs,
-            call.params,
-            timeout=call.timeout,
-            num_retries=call.num_retries,
-        )
-
-    def _prepare(
-        self,
-        settings: CallSettings,
-        is_async: bool,
-        call_type: str,
-        model: str,
-        params: dict[str, Any],
-        start: float,
-    ) -> _Call:
-        """Take the controls out of ``params`` (what remains goes to the provider) and settle
-        the call's settings: cache, ttl, timeout, retries."""
-        self._check_open()
-        caching = params.pop("caching", None)
-        controls = params.pop("cache", None)
-        api_base = params.pop("api_base", None)
-        api_key = params.pop("api_key", None)
-        api_version = params.pop("api_version", None)
-        timeout = params.pop("timeout", None)
-        num_retries = params.pop("num_retries", None)
-        if controls is not None and not isinstance(controls, Mapping):
-            raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
-        ttl = metadata = None
-        if params:
-            ttl = params.pop("ttl", None)
-            metadata = params.pop("metadata", None)
-            if "request_timeout" in params and timeout is None:
-                timeout = params["request_timeout"]
-            if "max_retries" in params and num_retries is None:
-                num_retries = params["max_retries"]
-            if api_base is None and "base_url" in params:
-                api_base = params.pop("base_url")  # LiteLLM's alias
-            _lift_litellm_params(params)
-            provider_hint = params.get("custom_llm_provider")
-            if provider_hint and "/" not in model and provider_hint in _KNOWN_PREFIXES:
-                model = f"{provider_hint}/{model}"
-            for name in _LOCAL_PARAMS.intersection(params):
-                del params[name]
-            for name in [k for k, v in params.items() if v is None]:
-                del params[name]
-        if controls and "ttl" in controls:
-            ttl = controls["ttl"]
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-            raise InvalidRequestError("ttl must be a number of seconds")
-        cache = settings.cache
-        if cache is not None and not _should_cache(cache, caching, controls, call_type):
-            cache = None
-        if num_retries is None:
-            num_retries = (
-                settings.num_retries if settings.num_retries is not None else DEFAULT_NUM_RETRIES
+    async def _ask_embedding(self, call: Call, inputs: list[Any]) -> EmbeddingResponse:
+        req = call.req
+        provider, route = self._route(call, "embedding", inputs, req.model)
+        async with self._slot(route.model, req.max_parallel_requests):
+            return await provider.embed(
+                self.http,
+                route,
+                inputs,
+                req.params,
+                timeout=req.timeout,
+                num_retries=req.num_retries,
             )
-        if timeout is None:
-            timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
-        elif isinstance(timeout, httpx.Timeout):
-            timeout = timeout.read or DEFAULT_TIMEOUT
-        return _Call(
-            settings=settings,
-            is_async=is_async,
-            call_type=call_type,
-            model=model,
-            params=params,
-            api_base=api_base,
-            api_key=api_key,
-            api_version=api_version,
-            timeout=float(timeout),
-            num_retries=int(num_retries),
-            metadata=metadata,
-            cache=cache,
-            key=None,
-            ttl=ttl if ttl is not None else (cache.ttl if cache is not None else None),
-            no_store=_flag(controls, "no-store"),
-            start=start,
-            controls=controls,
-        )
+
+    def _slot(self, model: str, limit: int | None) -> AbstractAsyncContextManager[Any]:
+        """At most ``limit`` concurrent provider requests for ``model`` on this client."""
+        if limit is None:
+            return nullcontext()
+        semaphore = self._slots.get((model, limit))
+        if semaphore is None:
+            semaphore = self._slots[(model, limit)] = asyncio.Semaphore(limit)
+        return semaphore
 
     def _route(
-        self, call: _Call, call_type: Literal["chat", "embedding"], payload: Any
+        self,
+        call: Call,
+        call_type: Literal["chat", "embedding"],
+        payload: Any,
+        target: Any,
     ) -> tuple[Provider, Route]:
         """Resolve the provider, then tell pre-call hooks what is about to be sent."""
+        req = call.req
+        overrides: dict[str, Any] = {}
+        if isinstance(target, dict):
+            overrides = {
+                k: target[k] for k in ("api_base", "api_key", "api_version") if k in target
+            }
+            target = target["model"]
+        credentials: dict[str, Any] = {}
+        if req.azure_ad_token is not None:
+            credentials["azure_ad_token"] = req.azure_ad_token
+        if req.azure_ad_token_provider is not None:
+            credentials["azure_ad_token_provider"] = req.azure_ad_token_provider
         provider, route = resolve(
-            call.model,
-            api_base=call.api_base,
-            api_key=call.api_key,
-            api_version=call.api_version,
+            target,
+            api_base=overrides.get("api_base", req.api_base),
+            api_key=overrides.get("api_key", req.api_key),
+            api_version=overrides.get("api_version", req.api_version),
             call_type=call_type,
+            **credentials,
         )
         call.provider_name = route.provider
         call.resolved_base = route.api_base
-        if call.settings.callbacks:
+        callbacks = call.settings.callbacks
+        if callbacks:
             self._dispatcher.pre_call(
-                call.settings.callbacks,
-                call.model,
-                payload,
-                self._event_kwargs(call),
-                is_async=call.is_async,
+                callbacks, req.model, payload, call.event_kwargs(), is_async=req.is_async
             )
         return provider, route
 
-    @staticmethod
-    def _has_hooks(settings: CallSettings) -> bool:
-        return bool(settings.callbacks or settings.success_callback or settings.failure_callback)
 
-    def _event_kwargs(self, call: _Call) -> dict[str, Any]:
-        if call.call_id is None:
-            call.call_id = str(uuid.uuid4())
-        kwargs: dict[str, Any] = {
-            "model": call.model,
-            "optional_params": dict(call.params),
-            "call_type": call.call_type,
-            "stream": call.stream,
-            "api_base": call.resolved_base or call.api_base,
-            "custom_llm_provider": call.provider_name,
-            "metadata": call.metadata,
-            "litellm_params": {"metadata": call.metadata, "api_base": call.resolved_base},
-            "litellm_call_id": call.call_id,
-            "start_time": datetime.fromtimestamp(call.start),
-            "cache_key": call.key,
-        }
-        if call.messages is not None:
-            kwargs["messages"] = call.messages
-        if call.inputs is not None:
-            kwargs["input"] = call.inputs
-        kwargs.update(call.params)
-        return kwargs
-
-    def _success(
-        self,
-        call: _Call,
-        response: Any,
-        *,
-        cache_hit: bool,
-        cost: float | None = None,
-        saved_cost: float | None = None,
-    ) -> None:
-        s = call.settings
-        end = time.time()
-        kwargs = self._event_kwargs(call)
-        kwargs["cache_hit"] = cache_hit
-        kwargs["end_time"] = datetime.fromtimestamp(end)
-        kwargs["response_cost"] = 0.0 if cache_hit else cost
-        if cache_hit:
-            kwargs["saved_cost"] = saved_cost
-        self._dispatcher.success(
-            s.callbacks,
-            s.success_callback,
-            kwargs,
-            response,
-            kwargs["start_time"],
-            kwargs["end_time"],
-            is_async=call.is_async,
-        )
-
-    def _failure(self, call: _Call, exc: BaseException) -> None:
-        s = call.settings
-        kwargs = self._event_kwargs(call)
-        kwargs["exception"] = exc
-        kwargs["cache_hit"] = False
-        kwargs["end_time"] = datetime.now()
-        self._dispatcher.failure(
-            s.callbacks,
-            s.failure_callback,
-            kwargs,
-            exc,
-            kwargs["start_time"],
-            kwargs["end_time"],
-            is_async=call.is_async,
-        )
+def _targets(req: Request) -> list[Any]:
+    return [req.model, *req.fallbacks]
 
 
-class AsyncStream:
-    """An async iterator of :class:`ModelResponseStream` chunks (what ``acompletion(...,
-    stream=True)`` returns). Read to its end, a miss is stored and success callbacks fire
-    with the assembled response; closed early (``await stream.aclose()``), nothing is stored
-    and the HTTP response is closed."""
-
-    def __init__(
-        self,
-        client: Client,
-        call: _Call,
-        source: AsyncIterator[ModelResponseStream],
-        *,
-        hit: bool,
-    ) -> None:
-        self._client = client
-        self._call = call
-        self._source = source
-        self._hit = hit
-        self._chunks: list[ModelResponseStream] = []
-        self._first: ModelResponseStream | None = None
-        self._done = False
-        self.response: ModelResponse | None = None
-        """The assembled response, once the stream has been read to its end."""
-
-    @property
-    def cache_hit(self) -> bool:
-        """Whether this stream replays a cached entry."""
-        return self._hit
-
-    async def _prime(self) -> None:
-        # Send the request now, so that HTTP errors raise from `await acompletion(...)`.
-        try:
-            self._first = await self._source.__anext__()
-            self._call.idle_since = asyncio.get_running_loop().time()
-        except StopAsyncIteration:
-            self._finish()
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-
-    def __aiter__(self) -> AsyncStream:
-        return self
-
-    async def __anext__(self) -> ModelResponseStream:
-        call = self._call
-        if self._first is not None:
-            chunk, self._first = self._first, None
-        else:
-            call.idle_since = None
-            if self._done:
-                raise StopAsyncIteration
-            try:
-                chunk = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._finish()
-                raise
-            except BaseException as exc:
-                self._fail(exc)
-                raise
-        self._chunks.append(chunk)
-        if call.flight is not None:
-            call.idle_since = asyncio.get_running_loop().time()
-        if call.settings.callbacks:
-            self._client._dispatcher.stream_event(
-                call.settings.callbacks,
-                self._client._event_kwargs(call),
-                chunk,
-                datetime.fromtimestamp(call.start),
-                datetime.now(),
-                is_async=call.is_async,
-            )
-        return chunk
-
-    def _finish(self) -> None:
-        if not self._done:
-            self._done = True
-            self.response = self._client._stream_done(self._call, self._chunks, hit=self._hit)
-
-    def _fail(self, exc: BaseException) -> None:
-        if not self._done:
-            self._done = True
-            # Followers share an error raised before any chunk; after that they retry alone.
-            shared = exc if isinstance(exc, Exception) and not self._chunks else None
-            self._client._land_flight(self._call, shared)
-            if isinstance(exc, Exception) and Client._has_hooks(self._call.settings):
-                self._client._failure(self._call, exc)
-
-    async def aclose(self) -> None:
-        """Stop early: close the HTTP response; nothing is stored."""
-        if not self._done:
-            self._done = True
-            self._client._land_flight(self._call, None)
-            aclose = getattr(self._source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    def __del__(self) -> None:
-        # A stream dropped unread must not keep identical calls waiting for it.
-        call = getattr(self, "_call", None)
-        if call is not None and call.flight is not None and not call.flight.done():
-            self._client._land_flight(call, None)
-
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+def _target_model(target: Any) -> str:
+    return str(target["model"]) if isinstance(target, dict) else str(target)
 
 
-_LEAD = object()
-_ALONE = object()
-_STREAM_IDLE: Final = 1.0
-"""Seconds followers wait on a streamed leader whose reader has stopped asking for chunks
-(e.g. the same task asked again before reading the first stream); then they call alone."""
-_SHARED_STATUSES: Final = frozenset({400, 404, 413, 422})
-
-
-def _shareable(exc: Exception) -> bool:
-    """Errors that any identical call would get: about the request, or the provider's own
-    failure. Credentials, rate limits and timeouts are the caller's, so followers retry."""
+def _worth_falling_back(exc: Exception) -> bool:
+    """Errors another model may not have: rate limits, server errors, timeouts, lost
+    connections, a context window too small."""
+    if isinstance(exc, APIConnectionError):
+        return True
     if isinstance(exc, APIStatusError):
-        return exc.status_code in _SHARED_STATUSES or (exc.status_code or 0) >= 500
+        status = exc.status_code or 0
+        return (
+            status in (408, 429)
+            or status >= 500
+            or type(exc).__name__ == ("ContextWindowExceededError")
+        )
     return False
 
 
-async def _await_leader(leader: _Call, flight: asyncio.Future[Any]) -> Any:
-    if not leader.stream:
-        return await asyncio.shield(flight)
-    loop = asyncio.get_running_loop()
-    while True:
-        idle = leader.idle_since
-        wait = _STREAM_IDLE if idle is None else idle + _STREAM_IDLE - loop.time()
-        if wait <= 0:
-            return _ALONE
-        try:
-            return await asyncio.wait_for(asyncio.shield(flight), wait)
-        except asyncio.TimeoutError:  # the builtin from 3.11 on
-            if flight.done():
-                return flight.result()
-
-
-async def _replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:
-    for chunk in chunks:
-        yield chunk
-
-
-def _key_params(call: _Call) -> dict[str, Any]:
-    """The provider parameters, and the server when the caller named one: the same model
-    name on two servers is two models."""
-    if call.api_base is None:
-        return call.params
-    return {**call.params, "api_base": call.api_base.rstrip("/")}
-
-
-def _lift_litellm_params(params: dict[str, Any]) -> None:
-    """LiteLLM's names for what OpenAI-shaped requests carry otherwise: ``headers`` are extra
-    HTTP headers, ``organization`` is OpenAI's organization header, and a pydantic model class
-    as ``response_format`` is its JSON schema."""
-    headers = params.pop("headers", None)
-    organization = params.pop("organization", None)
-    if headers or organization:
-        extra = dict(params.get("extra_headers") or {})
-        extra.update(headers or {})
-        if organization:
-            extra.setdefault("OpenAI-Organization", str(organization))
-        params["extra_headers"] = extra
-    fmt = params.get("response_format")
-    if isinstance(fmt, type) and hasattr(fmt, "model_json_schema"):
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()},
-        }
-
-
-def _flag(controls: Mapping[str, Any] | None, name: str) -> bool:
-    return bool(controls and controls.get(name))
-
-
-def _max_age(controls: Mapping[str, Any] | None) -> float | None:
-    if not controls:
-        return None
-    value = controls.get("s-maxage", controls.get("s_maxage"))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequestError("cache={'s-maxage': ...} takes a number of seconds")
-    return float(value)
-
-
-def _should_cache(
-    cache: Cache, caching: bool | None, controls: Mapping[str, Any] | None, call_type: str
-) -> bool:
-    if caching is False or call_type not in cache.supported_call_types:
-        return False
-    if cache.mode == "default_off":
-        return caching is True or _flag(controls, "use-cache")
-    return True
-
-
-def _check_model(model: Any) -> str:
-    if not isinstance(model, str) or not model.strip():
+def _text_safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a key function; text that is not valid Unicode is the caller's mistake."""
+    try:
+        return fn(*args, **kwargs)
+    except UnicodeEncodeError:
         raise InvalidRequestError(
-            f"model must be a non-empty string such as 'gpt-4o-mini', got {model!r}"
-        )
-    return model
+            "the call holds text that is not valid Unicode (a lone surrogate such as "
+            "'\\ud800'); clean it before sending"
+        ) from None
 
 
-def _check_messages(messages: Any) -> list[dict[str, Any]]:
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise InvalidRequestError(
-            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
-        )
-    out: list[dict[str, Any]] = []
-    for i, msg in enumerate(messages):
-        if type(msg) is not dict:
-            if isinstance(msg, Message) or hasattr(msg, "__struct_fields__"):
-                msg = {k: v for k, v in to_builtins(msg).items() if v is not None}
-            elif hasattr(msg, "model_dump"):
-                msg = {k: v for k, v in msg.model_dump().items() if v is not None}
-            elif isinstance(msg, Mapping):
-                msg = dict(msg)
-            else:
-                raise InvalidRequestError(
-                    f"messages[{i}] must be a dict with 'role' and 'content', "
-                    f"got {type(msg).__name__}"
-                )
-        role = msg.get("role")
-        if not isinstance(role, str) or not role:
-            raise InvalidRequestError(f"messages[{i}] has no 'role' (user, system, assistant...)")
-        if "content" not in msg and not msg.get("tool_calls") and not msg.get("function_call"):
-            raise InvalidRequestError(f"messages[{i}] (role {role!r}) has no 'content'")
-        out.append(msg)
-    return out
+def _decode_shared(data: bytes) -> Entry | None:
+    try:
+        return decode(data)
+    except CacheDataError:  # pragma: no cover - bytes a leader of this process encoded
+        return None
 
 
-def _check_inputs(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        if not value:
-            raise InvalidRequestError("input must not be empty")
-        return [value]
-    if isinstance(value, (list, tuple)) and value:
-        if all(isinstance(v, int) for v in value):
-            return [list(value)]  # one tokenized input
-        for i, v in enumerate(value):
-            ok = (
-                isinstance(v, str)
-                and v
-                or (isinstance(v, list) and v and all(isinstance(t, int) for t in v))
-            )
-            if not ok:
-                raise InvalidRequestError(
-                    f"input[{i}] must be a non-empty string (or a list of token ids)"
-                )
-        return list(value)
-    raise InvalidRequestError("input must be a non-empty string or a list of strings")
+def _encode_entry(entry: Entry) -> bytes | None:
+    """Bytes for an entry another process stored, to hand it on to this process's waiters."""
+    ttl = entry.expires_at - entry.stored_at if entry.expires_at else None
+    if isinstance(entry, ChatEntry):
+        return encode_chat(entry.response, entry.stored_at, ttl)
+    if isinstance(entry, StreamEntry):
+        return encode_stream(entry.chunks, entry.stored_at, ttl)
+    return None
 
 
 def _split_tokens(total: int, inputs: Sequence[Any]) -> list[int]:
@@ -963,8 +595,6 @@ def _split_tokens(total: int, inputs: Sequence[Any]) -> list[int]:
 def _as_b64(vec: Any) -> Any:
     if isinstance(vec, FloatVector):
         if vec.typecode != "f":
-            import array
-
             vec = FloatVector(array.array("f", vec.tolist()))
         return base64.b64encode(vec.tobytes()).decode()
     return vec
@@ -974,19 +604,20 @@ def _words(text: Any) -> int:
     return len(str(text).split()) if text else 0
 
 
-def _mock_chat(call: _Call, mock_response: Any) -> ModelResponse:
-    if isinstance(mock_response, BaseException):
-        raise mock_response
-    if isinstance(mock_response, ModelResponse):
-        return mock_response
-    content = str(mock_response)
-    prompt = sum(_words(m.get("content")) for m in call.messages or ())
+def _mock_chat(req: Request) -> ModelResponse:
+    mock = req.mock_response
+    if isinstance(mock, BaseException):
+        raise mock
+    if isinstance(mock, ModelResponse):
+        return mock
+    content = str(mock)
+    prompt = sum(_words(m.get("content")) for m in req.messages or ())
     completion = _words(content)
     return ModelResponse(
         id=f"chatcmpl-mock-{uuid.uuid4().hex}",
         choices=[Choices(message=Message(content=content), finish_reason="stop")],
         created=int(time.time()),
-        model=call.model,
+        model=req.model,
         usage=Usage(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         ),

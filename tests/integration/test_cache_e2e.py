@@ -420,7 +420,7 @@ async def test_credential_errors_are_not_shared_with_followers(provider, any_cac
 
 
 async def test_a_stream_cut_short_is_not_stored(any_cache):
-    from llmstash._client import _replay
+    from llmstash._streams import replay as _replay
     from llmstash.types import Delta, ModelResponseStream, StreamingChoices
 
     client = llmstash.Client(cache=any_cache)

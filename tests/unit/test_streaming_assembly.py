@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
@@ -22,6 +21,7 @@ from llmstash.types import (
     ModelResponseStream,
     Usage,
 )
+from llmstash.types._models import decode_json
 
 ROUTE = Route(
     provider="anthropic",
@@ -44,7 +44,7 @@ def chunk(delta: dict[str, Any], index: int = 0, **extra: Any) -> ModelResponseS
         ),
         **extra,
     }
-    return msgspec.json.decode(json.dumps(raw), type=ModelResponseStream)
+    return decode_json(json.dumps(raw), ModelResponseStream)
 
 
 def test_assemble_text() -> None:
@@ -193,6 +193,62 @@ ROUND_TRIP = [
         usage=Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9),
     ),
     ModelResponse(id="r4", created=4, model="m", choices=[]),
+    ModelResponse(
+        id="r5",
+        created=5,
+        model="m",
+        choices=[
+            Choices(
+                message=Message(
+                    content="Hi",
+                    annotations=[{"type": "url_citation", "url_citation": {"url": "u"}}],
+                    model_extra={"reasoning": "think", "x_vendor": {"a": [1, None]}},
+                ),
+                logprobs={
+                    "content": [
+                        {"token": "H", "logprob": -0.1, "bytes": [72], "top_logprobs": []},
+                        {"token": "i", "logprob": -0.2, "bytes": [105], "top_logprobs": []},
+                    ],
+                    "refusal": None,
+                },
+                model_extra={"content_filter_results": {"hate": {"filtered": False}}},
+            )
+        ],
+        usage=Usage(
+            prompt_tokens=1,
+            completion_tokens=2,
+            total_tokens=3,
+            prompt_tokens_details={"cached_tokens": 0},
+            model_extra={"x_usage": 7},
+        ),
+        service_tier="default",
+        model_extra={"citations": ["https://a.example"], "prompt_filter_results": []},
+    ),
+    ModelResponse(
+        id="r6",
+        created=6,
+        model="claude",
+        choices=[
+            Choices(
+                message=Message(
+                    content="Answer",
+                    reasoning_content="step onestep two",
+                    thinking_blocks=[
+                        {"type": "thinking", "thinking": "step one", "signature": "sig-1"},
+                        {"type": "redacted_thinking", "data": "opaque"},
+                        {"type": "thinking", "thinking": "step two", "signature": "sig-2"},
+                    ],
+                    tool_calls=[
+                        ChatCompletionMessageToolCall(
+                            id="t1", function=Function(name="f", arguments="{}")
+                        )
+                    ],
+                ),
+                finish_reason="tool_calls",
+            )
+        ],
+        usage=Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9),
+    ),
 ]
 
 
@@ -203,6 +259,43 @@ def test_round_trip(resp: ModelResponse) -> None:
     assert all(c.usage is None for c in chunks[:-1])
     assert chunks[-1].usage == resp.usage
     assert assemble_chunks(chunks) == resp
+    assert assemble_chunks(chunks).model_dump() == resp.model_dump()
+
+
+def test_stream_logprobs_are_concatenated() -> None:
+    def lp(token: str) -> dict[str, Any]:
+        return {"content": [{"token": token, "logprob": -1.0, "bytes": None, "top_logprobs": []}]}
+
+    resp = assemble_chunks(
+        [
+            chunk({"role": "assistant", "content": ""}),
+            chunk(
+                {"content": "a"},
+                choices=[{"index": 0, "delta": {"content": "a"}, "logprobs": lp("a")}],
+            ),
+            chunk(
+                {"content": "b"},
+                choices=[{"index": 0, "delta": {"content": "b"}, "logprobs": lp("b")}],
+            ),
+            chunk({}, finish_reason="stop"),
+        ]
+    )
+    tokens = [t["token"] for t in resp.choices[0].logprobs["content"]]
+    assert tokens == ["a", "b"]
+
+
+def test_stream_extras_concatenate_text_and_keep_response_fields() -> None:
+    resp = assemble_chunks(
+        [
+            chunk({"role": "assistant", "reasoning": "thin"}, citations=["u1"]),
+            chunk({"reasoning": "king"}, citations=["u1"]),
+            chunk({"content": "ok"}, citations=["u1"]),
+            chunk({}, finish_reason="stop", citations=["u1"]),
+        ]
+    )
+    assert resp.choices[0].message.reasoning == "thinking"
+    assert resp.citations == ["u1"]
+    assert resp.model_dump()["citations"] == ["u1"]
 
 
 def test_replayed_chunks_look_like_openai() -> None:
@@ -210,7 +303,8 @@ def test_replayed_chunks_look_like_openai() -> None:
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[0].choices[0].delta.content == ""
     assert chunks[1].choices[0].delta.content == "Hello there"
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage == ROUND_TRIP[0].usage
     for c in chunks:
         ChatCompletionChunk.model_validate(c.model_dump())
 

@@ -408,8 +408,8 @@ class Cache:
 
     def _tmp_store(self, items: Mapping[str, bytes], ttl: float | None) -> None:
         task = asyncio.get_running_loop().create_task(self.astore(items, ttl))
-        self._writes._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._writes._tasks.discard)  # type: ignore[arg-type]
+        self._writes._tasks.add(task)
+        task.add_done_callback(self._writes._tasks.discard)
 
     async def aflush_writes(self) -> None:
         """Wait until writes started on this event loop have finished (or failed)."""

@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from .._params import NOT_IN_KEY
+
 __all__ = [
     "IGNORED_PARAMS",
     "KEY_EXCLUDED_HEADERS",
@@ -30,37 +32,9 @@ __all__ = [
 
 KEY_VERSION = "v2"
 
-IGNORED_PARAMS: frozenset[str] = frozenset(
-    {
-        # credentials (a named server and API version do change the answer: "api_base",
-        # "api_version" and the headers are part of the key)
-        "api_key",
-        "azure_ad_token",
-        "azure_ad_token_provider",
-        # transport
-        "timeout",
-        "request_timeout",
-        "num_retries",
-        "max_retries",
-        "stream",
-        "stream_options",
-        # llmstash / LiteLLM controls
-        "caching",
-        "cache",
-        "ttl",
-        "mock_response",
-        "metadata",
-        "callbacks",
-        "success_callback",
-        "failure_callback",
-        "litellm_call_id",
-        "litellm_logging_obj",
-        "logger_fn",
-        "proxy_server_request",
-        "custom_llm_provider",
-    }
-)
-
+IGNORED_PARAMS: frozenset[str] = NOT_IN_KEY
+"""Arguments that never enter a key (credentials, transport, llmstash and LiteLLM controls):
+the call-argument table of ``llmstash._params`` less what changes the answer."""
 
 KEY_EXCLUDED_HEADERS: frozenset[str] = frozenset(
     {
@@ -151,6 +125,8 @@ def canonical_json(fields: dict[str, Any]) -> bytes:
 
 def _key_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in kwargs.items() if k not in IGNORED_PARAMS and v is not None}
+    if "base_url" in fields:
+        fields.setdefault("api_base", fields.pop("base_url"))
     if isinstance(fields.get("api_base"), str):
         fields["api_base"] = fields["api_base"].rstrip("/")
     if "extra_headers" in fields or "headers" in fields or "organization" in fields:

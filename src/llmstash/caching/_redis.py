@@ -302,7 +302,6 @@ class RedisBackend:
         except _ERRORS as exc:
             raise _failed("EVAL", exc) from exc
 
-
     async def lease_held(self, key: str) -> bool:
         """Whether anyone holds the lease ``key`` now: one EXISTS."""
         try:

@@ -41,10 +41,10 @@ def check_number(
     else :class:`InvalidRequestError` naming ``name``."""
     if value is None and allow_none:
         return None
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if (
         isinstance(value, bool)
-        or not isinstance(value, kinds)
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
         or not math.isfinite(value)
         or value < minimum
     ):

@@ -94,7 +94,9 @@ class WritePath:
                 else:
                     await backend.set_many(items, ttl=ttl)
             if scope.cancelled_caught:
-                self._guard.fail("write", TimeoutError(f"no answer within {BACKGROUND_WRITE_LIMIT}s"))
+                self._guard.fail(
+                    "write", TimeoutError(f"no answer within {BACKGROUND_WRITE_LIMIT}s")
+                )
             else:
                 self.written += len(items)
                 self._guard.ok()

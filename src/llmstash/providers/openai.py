@@ -23,6 +23,7 @@ from ..types import (
     ModelResponseStream,
     Usage,
 )
+from ..types._models import decode_json
 from ._base import Route
 from ._http import EventParser, Sender, build_post, invalid_body, split_extras
 from ._sse import ServerSentEvent
@@ -52,9 +53,10 @@ def chat_body(
 
 
 def parse_chat_response(body: bytes, route: Route) -> ModelResponse:
-    """Decode a chat completion body; unknown fields are ignored."""
+    """Decode a chat completion body, keeping fields the types do not declare
+    (``model_extra``); lenient about a missing ``id``/``created`` and null token counts."""
     try:
-        return msgspec.json.decode(body, type=ModelResponse)
+        return decode_json(body, ModelResponse)
     except msgspec.DecodeError as exc:
         raise invalid_body(body, route, exc) from exc
 
@@ -72,7 +74,7 @@ def parse_stream_event(
     if not data:
         return ()
     try:
-        return (msgspec.json.decode(data, type=ModelResponseStream),)
+        return (decode_json(data, ModelResponseStream),)
     except msgspec.DecodeError as exc:
         raise invalid_body(data, route, exc) from exc
 

@@ -381,8 +381,8 @@ def decode_json(data: bytes | str, type: builtins.type[_T]) -> _T:
 
     Undeclared fields land in ``model_extra`` at every level. Lenient where the official
     ``openai`` client is: a missing ``id`` or ``created`` is filled in (a generated id, the
-    current time), null token counts are 0. ``msgspec.ValidationError`` or
-    ``msgspec.DecodeError`` for JSON that is not of this shape at all.
+    current time), null token counts are 0. ``msgspec.ValidationError`` (a body without
+    ``choices`` is not an answer) or ``msgspec.DecodeError`` for JSON of another shape.
     """
     raw = msgspec.json.decode(data)
     if not isinstance(raw, dict):
@@ -394,8 +394,9 @@ def decode_json(data: bytes | str, type: builtins.type[_T]) -> _T:
             raw["created"] = int(time.time())
         if raw.get("model") is None:
             raw.pop("model", None)
-        if raw.get("choices") is None:
-            raw["choices"] = []
+        if not isinstance(raw.get("choices"), list):
+            # An error body, or not an answer at all.
+            raise msgspec.ValidationError("Object missing required field `choices`")
     usage = raw.get("usage")
     if isinstance(usage, dict):
         for name in _TOKEN_FIELDS:

@@ -1,0 +1,188 @@
+"""One call in flight, and the one place that says what happened to it.
+
+Every path — a hit, a miss, a single-flight follower, a stream read to its end, an embedding
+call with some inputs cached — ends in :func:`succeed` (or :func:`fail`), which sets the
+response's ``_hidden_params`` and builds the callback kwargs the same way. So a hit carries
+every field a miss does; only ``cache_hit``, the cost and the timings differ:
+
+- the call that reached the provider: ``cache_hit=False``, ``response_cost`` = its price;
+- a hit, including a follower served by another call's provider request:
+  ``cache_hit=True``, ``response_cost=0.0``, ``saved_cost`` = what the call would have cost.
+
+Summing ``response_cost`` over success events gives what was really spent.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._cost import completion_cost, embedding_cost
+from ._request import CallSettings, Request
+from .types import EmbeddingResponse, Usage
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._callbacks import CallbackDispatcher
+
+__all__ = ["Call", "fail", "price", "succeed"]
+
+
+class Call:
+    """The state of one call between its arguments and its answer."""
+
+    __slots__ = (
+        "call_id",
+        "dispatcher",
+        "flight",
+        "idle_since",
+        "key",
+        "provider_name",
+        "req",
+        "resolved_base",
+        "settings",
+        "start",
+    )
+
+    def __init__(
+        self, req: Request, settings: CallSettings, dispatcher: CallbackDispatcher, start: float
+    ) -> None:
+        self.req = req
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.start = start
+        self.key: str | None = None
+        self.call_id: str | None = None
+        self.provider_name: str | None = None
+        self.resolved_base: str | None = None
+        self.flight: asyncio.Future[bytes | Exception | None] | None = None
+        """Set while this call leads a single flight that identical calls wait on."""
+        self.idle_since: float | None = None
+        """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
+
+    def event_kwargs(self) -> dict[str, Any]:
+        """The kwargs every callback event of this call carries (LiteLLM's names)."""
+        req = self.req
+        if self.call_id is None:
+            self.call_id = str(uuid.uuid4())
+        kwargs: dict[str, Any] = {
+            "model": req.model,
+            "optional_params": dict(req.params),
+            "call_type": req.call_type,
+            "stream": req.stream,
+            "api_base": self.resolved_base or req.api_base,
+            "custom_llm_provider": self.provider_name,
+            "metadata": req.metadata,
+            "litellm_params": {"metadata": req.metadata, "api_base": self.resolved_base},
+            "litellm_call_id": self.call_id,
+            "start_time": datetime.fromtimestamp(self.start),
+            "cache_key": self.key,
+        }
+        if req.messages is not None:
+            kwargs["messages"] = req.messages
+        if req.inputs is not None:
+            kwargs["input"] = req.inputs
+        kwargs.update(req.params)
+        headers = kwargs.get("extra_headers")
+        if headers:
+            kwargs["extra_headers"] = _redacted_headers(headers)
+            kwargs["optional_params"]["extra_headers"] = kwargs["extra_headers"]
+        return kwargs
+
+
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+
+
+def _redacted_headers(headers: Any) -> dict[str, Any]:
+    return {
+        k: ("<redacted>" if str(k).lower() in _SECRET_HEADERS else v) for k, v in headers.items()
+    }
+
+
+def price(req: Request, response: Any) -> float | None:
+    """What ``response`` cost in USD: the call's own prices (``input_cost_per_token``,
+    ``output_cost_per_token``) when given, else the price table; ``None`` when unknown."""
+    usage: Usage | None = getattr(response, "usage", None)
+    if req.prices is not None and usage is not None:
+        prompt, completion = req.prices
+        return usage.prompt_tokens * (prompt or 0.0) + (usage.completion_tokens or 0) * (
+            completion or 0.0
+        )
+    if isinstance(response, EmbeddingResponse):
+        return embedding_cost(req.model, usage)
+    return completion_cost(req.model, usage)
+
+
+def succeed(
+    call: Call,
+    response: Any,
+    *,
+    hit: bool,
+    coalesced: bool = False,
+    cost: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    """Record how ``response`` was served in its ``_hidden_params`` and report success.
+
+    ``cost`` is what the provider requests made for this call cost (``None``: price the whole
+    response); on a hit it is 0 and ``saved_cost`` says what the call would have cost.
+    """
+    full = price(call.req, response)
+    spent = 0.0 if hit else (full if cost is None else cost)
+    hidden: dict[str, Any] = {
+        "cache_hit": hit,
+        "cache_key": call.key,
+        "response_cost": spent,
+        "custom_llm_provider": call.provider_name,
+        "api_base": call.resolved_base,
+    }
+    if hit:
+        hidden["saved_cost"] = full
+    if coalesced:
+        hidden["coalesced"] = True
+    if extra:
+        hidden.update(extra)
+    response._hidden_params = hidden
+    settings = call.settings
+    if settings.has_hooks:
+        kwargs = call.event_kwargs()
+        kwargs["cache_hit"] = hit
+        kwargs["end_time"] = datetime.fromtimestamp(time.time())
+        kwargs["response_cost"] = spent
+        if hit:
+            kwargs["saved_cost"] = full
+        call.dispatcher.success(
+            settings.callbacks,
+            settings.success_callback,
+            kwargs,
+            response,
+            kwargs["start_time"],
+            kwargs["end_time"],
+            is_async=call.req.is_async,
+        )
+    return response
+
+
+def fail(call: Call, exc: BaseException) -> None:
+    """Report a failed call to the failure hooks."""
+    settings = call.settings
+    if not settings.has_hooks or not isinstance(exc, Exception):
+        return
+    kwargs = call.event_kwargs()
+    kwargs["exception"] = exc
+    kwargs["cache_hit"] = False
+    kwargs["end_time"] = datetime.now()
+    call.dispatcher.failure(
+        settings.callbacks,
+        settings.failure_callback,
+        kwargs,
+        exc,
+        kwargs["start_time"],
+        kwargs["end_time"],
+        is_async=call.req.is_async,
+    )

@@ -1,0 +1,399 @@
+"""Request preparation: pure functions from a call's arguments to a :class:`Request`.
+
+Nothing here does I/O or touches the cache. One table, :data:`llmstash._params.PARAMS`, says
+what each argument a LiteLLM user may pass is for: the engine's own settings and cache
+controls, SDK-only arguments that never reach a provider, and everything else, which is the
+provider's. Bad argument types
+fail here with :class:`InvalidRequestError`, naming the argument, before any network I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+
+from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
+from ._params import PARAMS
+from .caching import Cache
+from .caching._settings import check_ttl
+from .exceptions import InvalidRequestError
+from .types import Message, to_builtins
+
+__all__ = [
+    "CallSettings",
+    "Controls",
+    "Request",
+    "check_inputs",
+    "check_messages",
+    "check_model",
+    "prepare",
+]
+
+logger = logging.getLogger("llmstash")
+
+
+class CallSettings:
+    """The settings one call runs with: a Client's own, or LiteLLM-style module globals."""
+
+    __slots__ = (
+        "cache",
+        "callbacks",
+        "failure_callback",
+        "num_retries",
+        "success_callback",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        cache: Cache | None = None,
+        callbacks: Sequence[Any] = (),
+        success_callback: Sequence[Callable[..., Any]] = (),
+        failure_callback: Sequence[Callable[..., Any]] = (),
+        num_retries: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.cache = cache
+        self.callbacks = callbacks
+        self.success_callback = success_callback
+        self.failure_callback = failure_callback
+        self.num_retries = num_retries
+        self.timeout = timeout
+
+    @property
+    def has_hooks(self) -> bool:
+        """Whether any callback may want to hear about a call."""
+        return bool(self.callbacks or self.success_callback or self.failure_callback)
+
+
+class Controls:
+    """The per-call cache controls (``cache={...}`` and ``ttl=``), parsed once."""
+
+    __slots__ = ("max_age", "namespace", "no_cache", "no_store", "raw", "ttl", "use_cache")
+
+    def __init__(self, raw: Mapping[str, Any] | None, ttl: Any) -> None:
+        self.raw = raw
+        """The ``cache=`` dict as given (custom key functions receive it)."""
+        get = raw.get if raw else _nothing
+        self.no_cache = bool(get("no-cache"))
+        self.no_store = bool(get("no-store"))
+        self.use_cache = bool(get("use-cache"))
+        namespace = get("namespace")
+        self.namespace = str(namespace) if namespace else None
+        if raw and "ttl" in raw:
+            ttl = raw["ttl"]
+        self.ttl = check_ttl(ttl, "ttl")
+        max_age = get("s-maxage", get("s_maxage"))
+        self.max_age = check_ttl(max_age, "cache={'s-maxage': ...}")
+
+
+def _nothing(name: str, default: Any = None) -> Any:
+    return default
+
+
+_NO_CONTROLS: Final = Controls(None, None)
+
+
+class Request:
+    """A validated call: what to ask, of whom, and how to treat the answer."""
+
+    __slots__ = (
+        "api_base",
+        "api_key",
+        "api_version",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+        "cache",
+        "call_type",
+        "controls",
+        "fallbacks",
+        "inputs",
+        "is_async",
+        "max_parallel_requests",
+        "messages",
+        "metadata",
+        "mock_response",
+        "model",
+        "num_retries",
+        "params",
+        "prices",
+        "stream",
+        "timeout",
+        "ttl",
+        "wants_usage",
+    )
+
+    def __init__(self, call_type: str, is_async: bool, model: str) -> None:
+        self.call_type = call_type
+        self.is_async = is_async
+        self.model = model
+        self.params: dict[str, Any] = {}
+        """What goes to the provider."""
+        self.messages: list[dict[str, Any]] | None = None
+        self.inputs: list[Any] | None = None
+        self.stream = False
+        self.wants_usage = False
+        """The caller asked for the usage chunk (``stream_options.include_usage``)."""
+        self.api_base: str | None = None
+        self.api_key: str | None = None
+        self.api_version: str | None = None
+        self.azure_ad_token: str | None = None
+        self.azure_ad_token_provider: Callable[[], Any] | None = None
+        self.timeout = DEFAULT_TIMEOUT
+        self.num_retries = DEFAULT_NUM_RETRIES
+        self.metadata: Any = None
+        self.mock_response: Any = None
+        self.cache: Cache | None = None
+        self.controls = _NO_CONTROLS
+        self.ttl: float | None = None
+        self.fallbacks: list[Any] = []
+        self.max_parallel_requests: int | None = None
+        self.prices: tuple[float | None, float | None] | None = None
+
+    def key_params(self) -> dict[str, Any]:
+        """The provider parameters, plus the server and API version when the caller named
+        them: the same model name on two servers is two models."""
+        if self.api_base is None and self.api_version is None:
+            return self.params
+        extra: dict[str, Any] = dict(self.params)
+        if self.api_base is not None:
+            extra["api_base"] = self.api_base.rstrip("/")
+        if self.api_version is not None:
+            extra["api_version"] = self.api_version
+        return extra
+
+
+def prepare(
+    settings: CallSettings, call_type: str, is_async: bool, model: Any, kwargs: dict[str, Any]
+) -> Request:
+    """Split ``kwargs`` by :data:`PARAMS` and validate everything but messages or input."""
+    req = Request(call_type, is_async, check_model(model))
+    pop = kwargs.pop
+    req.stream = bool(pop("stream", False))
+    req.mock_response = pop("mock_response", None)
+    caching = pop("caching", None)
+    raw_controls = pop("cache", None)
+    if raw_controls is not None and not isinstance(raw_controls, Mapping):
+        raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
+    timeout = pop("timeout", None)
+    num_retries = pop("num_retries", None)
+    ttl = None
+    if kwargs:
+        ttl = pop("ttl", None)
+        api_base = pop("api_base", None)
+        base_url = pop("base_url", None)
+        req.api_base = _optional_str(api_base if api_base is not None else base_url, "api_base")
+        req.api_key = _optional_str(pop("api_key", None), "api_key")
+        req.api_version = _optional_str(pop("api_version", None), "api_version")
+        req.azure_ad_token = _optional_str(pop("azure_ad_token", None), "azure_ad_token")
+        provider = pop("azure_ad_token_provider", None)
+        if provider is not None and not callable(provider):
+            raise InvalidRequestError(
+                "azure_ad_token_provider must be a callable returning a token"
+            )
+        req.azure_ad_token_provider = provider
+        req.metadata = pop("metadata", None)
+        if timeout is None:
+            timeout = pop("request_timeout", None)
+        if num_retries is None:
+            num_retries = pop("max_retries", None)
+        hint = pop("custom_llm_provider", None)
+        if hint and "/" not in req.model and hint in ("openai", "azure", "anthropic"):
+            req.model = f"{hint}/{req.model}"
+        _lift_headers(kwargs, pop("headers", None), pop("organization", None))
+        fallbacks = pop("fallbacks", None)
+        if fallbacks:
+            if not isinstance(fallbacks, (list, tuple)):
+                raise InvalidRequestError("fallbacks must be a list of model names")
+            req.fallbacks = list(fallbacks)
+        req.max_parallel_requests = _optional_int(
+            pop("max_parallel_requests", None), "max_parallel_requests", minimum=1
+        )
+        input_price = _optional_price(pop("input_cost_per_token", None), "input_cost_per_token")
+        output_price = _optional_price(pop("output_cost_per_token", None), "output_cost_per_token")
+        if input_price is not None or output_price is not None:
+            req.prices = (input_price, output_price)
+        for name in [k for k in kwargs if k in PARAMS]:
+            del kwargs[name]
+        for name in [k for k, v in kwargs.items() if v is None]:
+            del kwargs[name]
+        _check_provider_params(kwargs)
+    req.params = kwargs
+    options = kwargs.get("stream_options")
+    req.wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+    req.timeout = _timeout(timeout, settings.timeout)
+    req.num_retries = _retries(num_retries, settings.num_retries)
+    controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
+    req.controls = controls
+    cache = settings.cache
+    if cache is not None and _should_cache(cache, caching, controls, call_type):
+        req.cache = cache
+        req.ttl = controls.ttl if controls.ttl is not None else cache.ttl
+    return req
+
+
+def _should_cache(cache: Cache, caching: Any, controls: Controls, call_type: str) -> bool:
+    if caching is False or call_type not in cache.supported_call_types:
+        return False
+    if cache.mode == "default_off":
+        return caching is True or controls.use_cache
+    return True
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidRequestError(f"{name} must be a string, got {type(value).__name__}")
+
+
+def _optional_int(value: Any, name: str, *, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidRequestError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _optional_price(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidRequestError(f"{name} must be a number of USD >= 0, got {value!r}")
+    return float(value)
+
+
+def _timeout(value: Any, default: float | None) -> float:
+    if value is None:
+        value = default if default is not None else DEFAULT_TIMEOUT
+    if isinstance(value, httpx.Timeout):
+        value = value.read or DEFAULT_TIMEOUT
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidRequestError(f"timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _retries(value: Any, default: int | None) -> int:
+    if value is None:
+        value = default if default is not None else DEFAULT_NUM_RETRIES
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(f"num_retries must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _lift_headers(params: dict[str, Any], headers: Any, organization: Any) -> None:
+    """LiteLLM's ``headers=`` and ``organization=`` become HTTP headers of the request; a
+    pydantic model class as ``response_format`` becomes its JSON schema."""
+    extra = params.get("extra_headers")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise InvalidRequestError("extra_headers must be a dict of header names to values")
+    if headers is not None and not isinstance(headers, Mapping):
+        raise InvalidRequestError("headers must be a dict of header names to values")
+    if headers or organization:
+        merged = dict(extra or {})
+        merged.update(headers or {})
+        if organization:
+            merged.setdefault("OpenAI-Organization", str(organization))
+        params["extra_headers"] = merged
+    fmt = params.get("response_format")
+    if isinstance(fmt, type) and hasattr(fmt, "model_json_schema"):
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()},
+        }
+
+
+def _check_provider_params(params: dict[str, Any]) -> None:
+    extra_body = params.get("extra_body")
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise InvalidRequestError("extra_body must be a dict of extra JSON fields")
+    for name, value in params.items():
+        if not _finite(value):
+            raise InvalidRequestError(
+                f"{name} holds a NaN or infinite number, which JSON cannot carry"
+            )
+
+
+def _finite(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_finite(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return all(_finite(v) for v in value)
+    return True
+
+
+def check_model(model: Any) -> str:
+    """``model`` if it is a non-empty string."""
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError(
+            f"model must be a non-empty string such as 'gpt-4o-mini', got {model!r}"
+        )
+    return model
+
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """Messages as plain dicts (message objects, pydantic models and mappings converted)."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise InvalidRequestError(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
+        )
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        if type(msg) is not dict:
+            if isinstance(msg, Message) or hasattr(msg, "__struct_fields__"):
+                msg = {k: v for k, v in to_builtins(msg).items() if v is not None}
+            elif hasattr(msg, "model_dump"):
+                msg = {k: v for k, v in msg.model_dump().items() if v is not None}
+            elif isinstance(msg, Mapping):
+                msg = dict(msg)
+            else:
+                raise InvalidRequestError(
+                    f"messages[{i}] must be a dict with 'role' and 'content', "
+                    f"got {type(msg).__name__}"
+                )
+        role = msg.get("role")
+        if not isinstance(role, str) or not role:
+            raise InvalidRequestError(f"messages[{i}] has no 'role' (user, system, assistant...)")
+        if "content" not in msg and not msg.get("tool_calls") and not msg.get("function_call"):
+            raise InvalidRequestError(f"messages[{i}] (role {role!r}) has no 'content'")
+        out.append(msg)
+    return out
+
+
+def check_inputs(value: Any) -> list[Any]:
+    """Embedding input as a list of strings (or of token-id lists)."""
+    if isinstance(value, str):
+        if not value:
+            raise InvalidRequestError("input must not be empty")
+        return [value]
+    if isinstance(value, (list, tuple)) and value:
+        if all(isinstance(v, int) for v in value):
+            return [list(value)]  # one tokenized input
+        for i, v in enumerate(value):
+            ok = (
+                isinstance(v, str)
+                and v
+                or (isinstance(v, list) and v and all(isinstance(t, int) for t in v))
+            )
+            if not ok:
+                raise InvalidRequestError(
+                    f"input[{i}] must be a non-empty string (or a list of token ids)"
+                )
+        return list(value)
+    raise InvalidRequestError("input must be a non-empty string or a list of strings")

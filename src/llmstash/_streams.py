@@ -1,0 +1,158 @@
+"""The stream object ``acompletion(..., stream=True)`` returns, fresh or replayed.
+
+A stream hands the caller the provider's chunks as they come (or a cached entry's chunks, same
+boundaries) and keeps every chunk it saw. Read to its end, a miss is stored — before the last
+``__anext__`` returns, so the entry is written through — and success is reported with the
+assembled response; closed early, nothing is stored and the HTTP response is closed.
+
+A chunk that carries only ``usage`` (no choices) reaches the caller only if the call asked for
+it with ``stream_options={"include_usage": True}``, on a miss and on a hit alike; it is always
+kept in the stored entry, so that a plain call served from it has its usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .types import ModelResponse, ModelResponseStream
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._outcome import Call
+
+__all__ = ["AsyncStream", "replay"]
+
+
+class AsyncStream:
+    """An async iterator of :class:`ModelResponseStream` chunks (what ``acompletion(...,
+    stream=True)`` returns). Read to its end, a miss is stored and success callbacks fire
+    with the assembled response; closed early (``await stream.aclose()``), nothing is stored
+    and the HTTP response is closed."""
+
+    def __init__(
+        self,
+        client: Client,
+        call: Call,
+        source: AsyncIterator[ModelResponseStream],
+        *,
+        hit: bool,
+        coalesced: bool = False,
+        leased: bool = False,
+    ) -> None:
+        self._client = client
+        self._call = call
+        self._source = source
+        self._hit = hit
+        self._coalesced = coalesced
+        self._leased = leased
+        self._chunks: list[ModelResponseStream] = []
+        self._first: ModelResponseStream | None = None
+        self._done = False
+        self.response: ModelResponse | None = None
+        """The assembled response, once the stream has been read to its end."""
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether this stream replays a cached entry."""
+        return self._hit
+
+    async def _prime(self) -> None:
+        # Send the request now, so that HTTP errors raise from `await acompletion(...)`.
+        try:
+            self._first = await self._next_for_caller()
+            self._call.idle_since = asyncio.get_running_loop().time()
+        except StopAsyncIteration:
+            await self._finish()
+        except BaseException as exc:
+            await self._fail(exc)
+            raise
+
+    async def _next_for_caller(self) -> ModelResponseStream:
+        wants_usage = self._call.req.wants_usage
+        while True:
+            chunk = await self._source.__anext__()
+            self._chunks.append(chunk)
+            if wants_usage or chunk.choices or chunk.usage is None:
+                return chunk
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> ModelResponseStream:
+        call = self._call
+        if self._first is not None:
+            chunk, self._first = self._first, None
+        else:
+            call.idle_since = None
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._next_for_caller()
+            except StopAsyncIteration:
+                await self._finish()
+                raise
+            except BaseException as exc:
+                await self._fail(exc)
+                raise
+        if call.flight is not None:
+            call.idle_since = asyncio.get_running_loop().time()
+        callbacks = call.settings.callbacks
+        if callbacks:
+            call.dispatcher.stream_event(
+                callbacks,
+                call.event_kwargs(),
+                chunk,
+                datetime.fromtimestamp(call.start),
+                datetime.now(),
+                is_async=call.req.is_async,
+            )
+        return chunk
+
+    async def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self.response = await self._client._stream_end(
+                self._call,
+                self._chunks,
+                hit=self._hit,
+                coalesced=self._coalesced,
+                leased=self._leased,
+            )
+
+    async def _fail(self, exc: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            # Waiters share an error raised before any chunk; after that they retry alone.
+            await self._client._stream_failed(
+                self._call, exc if not self._chunks else None, exc, leased=self._leased
+            )
+
+    async def aclose(self) -> None:
+        """Stop early: close the HTTP response; nothing is stored."""
+        if not self._done:
+            self._done = True
+            await self._client._stream_failed(self._call, None, None, leased=self._leased)
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def __del__(self) -> None:
+        # A stream dropped unread must not keep identical calls waiting for it.
+        call = getattr(self, "_call", None)
+        if call is not None and call.flight is not None and not call.flight.done():
+            self._client._flights.land(call, None)
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:
+    """Chunks as an async iterator (a cached stream, or a mocked one)."""
+    for chunk in chunks:
+        yield chunk
