@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sys
 import weakref
 from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -26,6 +27,8 @@ __all__ = [
     "update_cache",
 ]
 
+logger = logging.getLogger("llmstash")
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = weakref.WeakKeyDictionary()
 
 
@@ -46,6 +49,7 @@ def _load_client() -> Client:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
+        _forget_closed_loops()
         client = _clients[loop] = Client()
         client._default = True  # owned by llmstash, never reported as unclosed
         _close_with_loop(loop, client)
@@ -53,13 +57,17 @@ def _load_client() -> Client:
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
-    """Close ``client`` (and the cache's connections of this loop) when the loop shuts down.
+    """Close ``client`` (and the cache's connections of this loop) when the loop shuts down,
+    however it does.
 
     ``asyncio.run()`` closes every live async generator of its loop before closing the loop;
     a generator started here and parked at its first ``yield`` is told then, and its
-    ``finally`` releases the connections. Without it, each ``asyncio.run(acompletion(...))``
-    would leave a Client, its sockets and its closed loop behind.
+    ``finally`` releases the connections. A loop ended with a bare ``loop.close()`` never tells
+    its generators, so the loop's ``close`` is wrapped (on this loop object only) to run that
+    generator's ``finally`` first. Without both, each loop would leave a Client, its sockets and
+    the closed loop itself behind. In a forked child, clients of the parent are left alone.
     """
+    generation = _sync.forked()
 
     async def watch() -> AsyncGenerator[None, None]:
         try:
@@ -67,10 +75,11 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
         finally:
             if _clients.get(loop) is client:
                 del _clients[loop]
-            await client.aclose()
-            cache = getattr(sys.modules["llmstash"], "cache", None)
-            if isinstance(cache, Cache):
-                await cache.aclose()
+            if _sync.forked() == generation:  # else its sockets are the parent's
+                await client.aclose()
+                cache = getattr(sys.modules["llmstash"], "cache", None)
+                if isinstance(cache, Cache):
+                    await cache.aclose()
 
     watcher = watch()
     step = watcher.asend(None)  # registers with the loop's shutdown, then runs to the yield
@@ -79,6 +88,59 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
     except StopIteration:
         pass
     client._watcher = watcher  # kept alive as long as the client
+    _wrap_close(loop, client, watcher)
+
+
+def _wrap_close(
+    loop: asyncio.AbstractEventLoop, client: Client, watcher: AsyncGenerator[None, None]
+) -> None:
+    """Make ``loop.close()`` finish ``watcher`` (closing ``client``) before the loop closes,
+    unless it has already run (``asyncio.run`` shut the loop's generators down first) or the
+    client was forgotten (a forked child never runs its parent's loops).
+
+    Loops whose ``close`` cannot be replaced (uvloop's) are swept instead: their clients are
+    forgotten by the next :func:`_load_client` after they close.
+    """
+    original = loop.close
+
+    def close() -> None:
+        if vars(loop).get("close") is close:
+            del loop.close  # back to the class's method; also drops this closure's references
+        if _clients.get(loop) is client and not loop.is_closed() and not loop.is_running():
+            try:
+                loop.run_until_complete(watcher.aclose())
+            except Exception:
+                logger.warning(
+                    "closing llmstash's default client with its loop failed", exc_info=True
+                )
+        original()
+
+    try:
+        loop.close = close  # type: ignore[method-assign]
+    except (AttributeError, TypeError):
+        pass
+
+
+def _forget_closed_loops() -> None:
+    """Drop the default clients of loops closed without telling us (loops whose ``close``
+    could not be wrapped): nothing can run on a closed loop, so their sockets are left to
+    the garbage collector."""
+    for loop in [loop for loop in _clients if loop.is_closed()]:
+        client = _clients.pop(loop, None)
+        if client is not None:
+            client._watcher = None
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the default clients belong to the parent's loops and share its
+    sockets. Forget them, unclosed and kept from the garbage collector (closing would talk
+    over the parent's connections); the child makes its own."""
+    for loop, client in list(_clients.items()):
+        _sync.inherit((loop, client))
+    _clients.clear()
+
+
+_sync.on_fork(_forget_after_fork)
 
 
 async def _aclose_client() -> None:

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 import llmstash
-from llmstash.exceptions import AuthenticationError, InvalidRequestError, NotFoundError
+from llmstash.exceptions import InvalidRequestError, NotFoundError
+from llmstash.integrations.custom_logger import CustomLogger
 from llmstash.providers import AzureProvider, resolve
 from llmstash.testing import FakeProvider
 
@@ -204,25 +205,36 @@ async def test_env_token_through_acompletion(
     assert TOKEN.encode() not in request.body
 
 
-@pytest.mark.xfail(
-    reason="needs the engine (_client.py) to pass azure_ad_token/azure_ad_token_provider to "
-    "resolve() instead of leaving them among the provider parameters",
-    raises=AuthenticationError,
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["token", "provider"])
 async def test_token_arguments_through_acompletion(
     llm: None, provider: FakeProvider, kind: str
 ) -> None:
+    tokens = Tokens()
     credential: dict[str, Any] = (
-        {"azure_ad_token": TOKEN} if kind == "token" else {"azure_ad_token_provider": lambda: TOKEN}
+        {"azure_ad_token": TOKEN} if kind == "token" else {"azure_ad_token_provider": tokens}
     )
-    await llmstash.acompletion(
-        model="azure/my-gpt", messages=MESSAGES, api_base=provider.azure_base, **credential
-    )
-    request = provider.requests[-1]
-    assert request.headers["authorization"] == f"Bearer {TOKEN}"
-    assert TOKEN.encode() not in request.body
+    seen: list[str] = []
+
+    class Recorder(CustomLogger):
+        async def async_log_success_event(self, kwargs: Any, *args: Any) -> None:
+            seen.append(repr(kwargs))
+
+    llmstash.callbacks = [Recorder()]
+    for _ in range(2):
+        await llmstash.acompletion(
+            model="azure/my-gpt", messages=MESSAGES, api_base=provider.azure_base, **credential
+        )
+    await llmstash.aflush_callbacks()
+    sent = [r.headers["authorization"] for r in provider.requests]
+    if kind == "token":
+        assert sent == [f"Bearer {TOKEN}"] * 2
+    else:
+        assert sent == [f"Bearer {TOKEN}-1", f"Bearer {TOKEN}-2"]
+    for request in provider.requests:
+        assert "api-key" not in request.headers
+        assert TOKEN.encode() not in request.body
+    assert len(seen) == 2
+    assert all(TOKEN[:20] not in text for text in seen)
 
 
 # The v1 API ---------------------------------------------------------------------------------
