@@ -14,57 +14,139 @@ Settings below are read at call time: assigning ``llmstash.cache = None`` or
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import exceptions, types
-from ._api import (
-    acompletion,
-    aembedding,
-    aflush_callbacks,
-    completion,
-    disable_cache,
-    embedding,
-    enable_cache,
-    flush_callbacks,
-    update_cache,
-)
-from ._client import AsyncStream, Client
-from ._sync import SyncStream
-from .caching import Cache, CacheBackend, MemoryBackend
-from .exceptions import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    CacheError,
-    ContentPolicyViolationError,
-    ContextWindowExceededError,
-    InternalServerError,
-    InvalidRequestError,
-    LLMStashError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServiceUnavailableError,
-    Timeout,
-    UnprocessableEntityError,
-)
-from .types import (
-    Choices,
-    Delta,
-    Embedding,
-    EmbeddingResponse,
-    FloatVector,
-    Message,
-    ModelResponse,
-    ModelResponseStream,
-    StreamingChoices,
-    Usage,
-)
+if TYPE_CHECKING:
+    from . import exceptions, types
+    from ._api import (
+        acompletion,
+        aembedding,
+        aflush_callbacks,
+        completion,
+        disable_cache,
+        embedding,
+        enable_cache,
+        flush_callbacks,
+        update_cache,
+    )
+    from ._client import Client
+    from ._streams import AsyncStream
+    from ._sync import SyncStream
+    from .caching import Cache, CacheBackend, MemoryBackend
+    from .exceptions import (
+        APIConnectionError,
+        APIError,
+        APIResponseValidationError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        CacheError,
+        ContentPolicyViolationError,
+        ContextWindowExceededError,
+        InternalServerError,
+        InvalidRequestError,
+        LLMStashError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServiceUnavailableError,
+        Timeout,
+        UnprocessableEntityError,
+    )
+    from .types import (
+        Choices,
+        Delta,
+        Embedding,
+        EmbeddingResponse,
+        FloatVector,
+        Message,
+        ModelResponse,
+        ModelResponseStream,
+        StreamingChoices,
+        Usage,
+    )
+
+# Public names and the module each lives in: loaded on first use, so that `import llmstash`
+# costs little more than importing httpx and anyio (no asyncio, no msgspec, no providers).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "acompletion",
+            "aembedding",
+            "aflush_callbacks",
+            "completion",
+            "disable_cache",
+            "embedding",
+            "enable_cache",
+            "flush_callbacks",
+            "update_cache",
+        ),
+        "._api",
+    ),
+    "Client": "._client",
+    "AsyncStream": "._streams",
+    "SyncStream": "._sync",
+    **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
+    **dict.fromkeys(
+        (
+            "APIConnectionError",
+            "APIError",
+            "APIResponseValidationError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "CacheError",
+            "ContentPolicyViolationError",
+            "ContextWindowExceededError",
+            "InternalServerError",
+            "InvalidRequestError",
+            "LLMStashError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "RateLimitError",
+            "ServiceUnavailableError",
+            "Timeout",
+            "UnprocessableEntityError",
+        ),
+        ".exceptions",
+    ),
+    **dict.fromkeys(
+        (
+            "Choices",
+            "Delta",
+            "Embedding",
+            "EmbeddingResponse",
+            "FloatVector",
+            "Message",
+            "ModelResponse",
+            "ModelResponseStream",
+            "StreamingChoices",
+            "Usage",
+        ),
+        ".types",
+    ),
+}
+_SUBMODULES = frozenset({"caching", "exceptions", "integrations", "providers", "testing", "types"})
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is not None:
+        value = getattr(importlib.import_module(where, __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
 
 __version__ = "0.1.0"
 

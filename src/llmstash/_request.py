@@ -99,60 +99,38 @@ _NO_CONTROLS: Final = Controls(None, None)
 
 
 class Request:
-    """A validated call: what to ask, of whom, and how to treat the answer."""
+    """A validated call: what to ask, of whom, and how to treat the answer.
 
-    __slots__ = (
-        "api_base",
-        "api_key",
-        "api_version",
-        "azure_ad_token",
-        "azure_ad_token_provider",
-        "cache",
-        "call_type",
-        "controls",
-        "fallbacks",
-        "inputs",
-        "is_async",
-        "max_parallel_requests",
-        "messages",
-        "metadata",
-        "mock_response",
-        "model",
-        "num_retries",
-        "params",
-        "prices",
-        "stream",
-        "timeout",
-        "ttl",
-        "wants_usage",
-    )
+    Attributes not set for a call keep the class-level defaults below (setting only what a
+    call has keeps preparation cheap on the hit path)."""
+
+    params: dict[str, Any]
+    """What goes to the provider."""
+    messages: list[dict[str, Any]] | None = None
+    inputs: list[Any] | None = None
+    stream = False
+    wants_usage = False
+    """The caller asked for the usage chunk (``stream_options.include_usage``)."""
+    api_base: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    azure_ad_token: str | None = None
+    azure_ad_token_provider: Callable[[], Any] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    num_retries: int = DEFAULT_NUM_RETRIES
+    metadata: Any = None
+    mock_response: Any = None
+    cache: Cache | None = None
+    controls: Controls
+    ttl: float | None = None
+    fallbacks: Sequence[Any] = ()
+    max_parallel_requests: int | None = None
+    prices: tuple[float | None, float | None] | None = None
 
     def __init__(self, call_type: str, is_async: bool, model: str) -> None:
         self.call_type = call_type
         self.is_async = is_async
         self.model = model
-        self.params: dict[str, Any] = {}
-        """What goes to the provider."""
-        self.messages: list[dict[str, Any]] | None = None
-        self.inputs: list[Any] | None = None
-        self.stream = False
-        self.wants_usage = False
-        """The caller asked for the usage chunk (``stream_options.include_usage``)."""
-        self.api_base: str | None = None
-        self.api_key: str | None = None
-        self.api_version: str | None = None
-        self.azure_ad_token: str | None = None
-        self.azure_ad_token_provider: Callable[[], Any] | None = None
-        self.timeout = DEFAULT_TIMEOUT
-        self.num_retries = DEFAULT_NUM_RETRIES
-        self.metadata: Any = None
-        self.mock_response: Any = None
-        self.cache: Cache | None = None
-        self.controls = _NO_CONTROLS
-        self.ttl: float | None = None
-        self.fallbacks: list[Any] = []
-        self.max_parallel_requests: int | None = None
-        self.prices: tuple[float | None, float | None] | None = None
 
     def key_params(self) -> dict[str, Any]:
         """The provider parameters, plus the server and API version when the caller named
@@ -167,73 +145,93 @@ class Request:
         return extra
 
 
+_NAMES: Final = frozenset(PARAMS)
+
+
 def prepare(
     settings: CallSettings, call_type: str, is_async: bool, model: Any, kwargs: dict[str, Any]
 ) -> Request:
-    """Split ``kwargs`` by :data:`PARAMS` and validate everything but messages or input."""
+    """Split ``kwargs`` by :data:`PARAMS` and validate everything but messages or input.
+    An argument set to ``None`` counts as not passed."""
     req = Request(call_type, is_async, check_model(model))
-    pop = kwargs.pop
-    req.stream = bool(pop("stream", False))
-    req.mock_response = pop("mock_response", None)
-    caching = pop("caching", None)
-    raw_controls = pop("cache", None)
+    if kwargs.pop("stream", False):
+        req.stream = True
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    ours = given.keys() & _NAMES
+    if ours:
+        params = {k: v for k, v in given.items() if k not in _NAMES}
+        _read_engine_args(req, given, ours)
+        if "headers" in ours or "organization" in ours:
+            _lift_headers(params, given.get("headers"), given.get("organization"))
+    else:
+        params = given
+    if params:
+        _check_provider_params(params)
+        options = params.get("stream_options")
+        if options is not None:
+            req.wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+    req.params = params
+    timeout = given.get("timeout", given.get("request_timeout")) if ours else None
+    if timeout is not None or settings.timeout is not None:
+        req.timeout = _timeout(timeout, settings.timeout)
+    retries = given.get("num_retries", given.get("max_retries")) if ours else None
+    if retries is not None or settings.num_retries is not None:
+        req.num_retries = _retries(retries, settings.num_retries)
+    raw_controls = given.get("cache") if ours else None
+    ttl = given.get("ttl") if ours else None
     if raw_controls is not None and not isinstance(raw_controls, Mapping):
         raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
-    timeout = pop("timeout", None)
-    num_retries = pop("num_retries", None)
-    ttl = None
-    if kwargs:
-        ttl = pop("ttl", None)
-        api_base = pop("api_base", None)
-        base_url = pop("base_url", None)
-        req.api_base = _optional_str(api_base if api_base is not None else base_url, "api_base")
-        req.api_key = _optional_str(pop("api_key", None), "api_key")
-        req.api_version = _optional_str(pop("api_version", None), "api_version")
-        req.azure_ad_token = _optional_str(pop("azure_ad_token", None), "azure_ad_token")
-        provider = pop("azure_ad_token_provider", None)
-        if provider is not None and not callable(provider):
-            raise InvalidRequestError(
-                "azure_ad_token_provider must be a callable returning a token"
-            )
-        req.azure_ad_token_provider = provider
-        req.metadata = pop("metadata", None)
-        if timeout is None:
-            timeout = pop("request_timeout", None)
-        if num_retries is None:
-            num_retries = pop("max_retries", None)
-        hint = pop("custom_llm_provider", None)
-        if hint and "/" not in req.model and hint in ("openai", "azure", "anthropic"):
-            req.model = f"{hint}/{req.model}"
-        _lift_headers(kwargs, pop("headers", None), pop("organization", None))
-        fallbacks = pop("fallbacks", None)
-        if fallbacks:
-            if not isinstance(fallbacks, (list, tuple)):
-                raise InvalidRequestError("fallbacks must be a list of model names")
-            req.fallbacks = list(fallbacks)
-        req.max_parallel_requests = _optional_int(
-            pop("max_parallel_requests", None), "max_parallel_requests", minimum=1
-        )
-        input_price = _optional_price(pop("input_cost_per_token", None), "input_cost_per_token")
-        output_price = _optional_price(pop("output_cost_per_token", None), "output_cost_per_token")
-        if input_price is not None or output_price is not None:
-            req.prices = (input_price, output_price)
-        for name in [k for k in kwargs if k in PARAMS]:
-            del kwargs[name]
-        for name in [k for k, v in kwargs.items() if v is None]:
-            del kwargs[name]
-        _check_provider_params(kwargs)
-    req.params = kwargs
-    options = kwargs.get("stream_options")
-    req.wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
-    req.timeout = _timeout(timeout, settings.timeout)
-    req.num_retries = _retries(num_retries, settings.num_retries)
     controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
     req.controls = controls
     cache = settings.cache
-    if cache is not None and _should_cache(cache, caching, controls, call_type):
+    if cache is not None and _should_cache(cache, given.get("caching"), controls, call_type):
         req.cache = cache
         req.ttl = controls.ttl if controls.ttl is not None else cache.ttl
     return req
+
+
+def _read_engine_args(req: Request, given: dict[str, Any], ours: set[str]) -> None:
+    """The engine's own arguments present in a call (``ours``), checked."""
+    if "mock_response" in ours:
+        req.mock_response = given["mock_response"]
+    if "api_base" in ours or "base_url" in ours:
+        req.api_base = _optional_str(given.get("api_base", given.get("base_url")), "api_base")
+    if "api_key" in ours:
+        req.api_key = _optional_str(given["api_key"], "api_key")
+    if "api_version" in ours:
+        req.api_version = _optional_str(given["api_version"], "api_version")
+    if "azure_ad_token" in ours:
+        req.azure_ad_token = _optional_str(given["azure_ad_token"], "azure_ad_token")
+    if "azure_ad_token_provider" in ours:
+        provider = given["azure_ad_token_provider"]
+        if not callable(provider):
+            raise InvalidRequestError("azure_ad_token_provider must be a callable returning a token")
+        req.azure_ad_token_provider = provider
+    if "metadata" in ours:
+        req.metadata = given["metadata"]
+    if "custom_llm_provider" in ours:
+        hint = given["custom_llm_provider"]
+        if "/" not in req.model and hint in ("openai", "azure", "anthropic"):
+            req.model = f"{hint}/{req.model}"
+    if "fallbacks" in ours:
+        fallbacks = given["fallbacks"]
+        if not isinstance(fallbacks, (list, tuple)) or not all(
+            isinstance(f, str) or (isinstance(f, Mapping) and isinstance(f.get("model"), str))
+            for f in fallbacks
+        ):
+            raise InvalidRequestError(
+                "fallbacks must be a list of model names (or of dicts with a 'model')"
+            )
+        req.fallbacks = list(fallbacks)
+    if "max_parallel_requests" in ours:
+        req.max_parallel_requests = _optional_int(
+            given["max_parallel_requests"], "max_parallel_requests", minimum=1
+        )
+    if "input_cost_per_token" in ours or "output_cost_per_token" in ours:
+        req.prices = (
+            _optional_price(given.get("input_cost_per_token"), "input_cost_per_token"),
+            _optional_price(given.get("output_cost_per_token"), "output_cost_per_token"),
+        )
 
 
 def _should_cache(cache: Cache, caching: Any, controls: Controls, call_type: str) -> bool:
@@ -295,31 +293,35 @@ def _retries(value: Any, default: int | None) -> int:
 
 
 def _lift_headers(params: dict[str, Any], headers: Any, organization: Any) -> None:
-    """LiteLLM's ``headers=`` and ``organization=`` become HTTP headers of the request; a
-    pydantic model class as ``response_format`` becomes its JSON schema."""
+    """LiteLLM's ``headers=`` and ``organization=`` become HTTP headers of the request."""
     extra = params.get("extra_headers")
     if extra is not None and not isinstance(extra, Mapping):
         raise InvalidRequestError("extra_headers must be a dict of header names to values")
     if headers is not None and not isinstance(headers, Mapping):
         raise InvalidRequestError("headers must be a dict of header names to values")
-    if headers or organization:
-        merged = dict(extra or {})
-        merged.update(headers or {})
-        if organization:
-            merged.setdefault("OpenAI-Organization", str(organization))
+    merged = dict(extra or {})
+    merged.update(headers or {})
+    if organization:
+        merged.setdefault("OpenAI-Organization", str(organization))
+    if merged:
         params["extra_headers"] = merged
+
+
+def _check_provider_params(params: dict[str, Any]) -> None:
+    """Shapes the provider parameters must have; a pydantic model class as
+    ``response_format`` becomes its JSON schema."""
+    extra_headers = params.get("extra_headers")
+    if extra_headers is not None and not isinstance(extra_headers, Mapping):
+        raise InvalidRequestError("extra_headers must be a dict of header names to values")
+    extra_body = params.get("extra_body")
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise InvalidRequestError("extra_body must be a dict of extra JSON fields")
     fmt = params.get("response_format")
     if isinstance(fmt, type) and hasattr(fmt, "model_json_schema"):
         params["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()},
         }
-
-
-def _check_provider_params(params: dict[str, Any]) -> None:
-    extra_body = params.get("extra_body")
-    if extra_body is not None and not isinstance(extra_body, Mapping):
-        raise InvalidRequestError("extra_body must be a dict of extra JSON fields")
     for name, value in params.items():
         if not _finite(value):
             raise InvalidRequestError(

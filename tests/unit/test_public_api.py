@@ -55,6 +55,22 @@ def test_import_does_not_load_redis_or_pydantic():
     assert out.stdout.strip() == ""
 
 
+def test_import_loads_the_engine_on_first_use():
+    code = (
+        "import sys, llmstash; "
+        "heavy = ('asyncio', 'msgspec', 'httpx', 'llmstash._client', 'llmstash.providers'); "
+        "print(','.join(m for m in heavy if m in sys.modules)); "
+        "from llmstash import acompletion, Cache, RateLimitError, ModelResponse; "
+        "print(','.join(m for m in heavy if m not in sys.modules)); "
+        "print(callable(acompletion), Cache.__name__, issubclass(RateLimitError, Exception))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    nothing_heavy, all_loaded, names = out.stdout.splitlines()
+    assert nothing_heavy == ""  # `import llmstash` alone loads none of them
+    assert all_loaded == ""  # and the first use of a name loads what it needs
+    assert names == "True Cache True"
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     """A listening socket on a free loopback port that never accepts by itself: a connection

@@ -24,7 +24,7 @@ from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
 from ._codec import Entry, decode, decode_expiry
 from ._guard import Guard, describe
-from ._keys import make_input_keys, make_key
+from ._keys import chat_key, make_input_keys, make_key
 from ._memory import MemoryBackend
 from ._settings import check_number, check_ttl, redis_factory
 from ._writes import WritePath
@@ -256,10 +256,7 @@ class Cache:
         building keyword arguments twice unless ``get_cache_key`` has been replaced."""
         if "get_cache_key" in self.__dict__:
             return self.get_cache_key(model=model, messages=messages, **params, cache=controls)
-        fields = {"model": model, "messages": messages}
-        if params:
-            fields.update(params)
-        return make_key(fields, self._namespace(controls))
+        return chat_key(model, messages, params, self._namespace(controls))
 
     def input_cache_keys(self, inputs: list[Any], **kwargs: Any) -> list[str]:
         """Keys for each embedding input: ``get_cache_key(**kwargs, input=x)`` for every
@@ -270,7 +267,7 @@ class Cache:
 
     def _namespace(self, controls: object) -> str | None:
         """The call's ``cache={"namespace": ...}``, else this cache's namespace."""
-        if isinstance(controls, Mapping) and controls.get("namespace"):
+        if controls and isinstance(controls, Mapping) and controls.get("namespace"):
             return str(controls["namespace"])
         return self.namespace
 

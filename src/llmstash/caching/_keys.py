@@ -26,6 +26,7 @@ __all__ = [
     "KEY_EXCLUDED_HEADERS",
     "KEY_VERSION",
     "canonical_json",
+    "chat_key",
     "make_input_keys",
     "make_key",
 ]
@@ -140,8 +141,36 @@ def _key_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_prefixes: dict[str | None, str] = {}
+
+
 def _prefix(namespace: str | None) -> str:
-    return f"{namespace}:llmstash:{KEY_VERSION}:" if namespace else f"llmstash:{KEY_VERSION}:"
+    prefix = _prefixes.get(namespace)
+    if prefix is None:
+        prefix = f"{namespace}:llmstash:{KEY_VERSION}:" if namespace else f"llmstash:{KEY_VERSION}:"
+        if len(_prefixes) < 1024:
+            _prefixes[namespace] = prefix
+    return prefix
+
+
+def chat_key(
+    model: str, messages: list[Any], params: dict[str, Any], namespace: str | None = None
+) -> str:
+    """``make_key({"model": model, "messages": messages, **params})`` for provider parameters
+    the engine has already cleaned (no ``None`` values, no llmstash or SDK arguments, headers
+    merged into ``extra_headers``, ``api_base`` without a trailing slash): the hit path's key."""
+    fields: dict[str, Any] = {"model": model, "messages": messages}
+    if params:
+        fields.update(params)
+        if "stream_options" in params:
+            del fields["stream_options"]
+        if "extra_headers" in params:
+            headers = key_headers(params["extra_headers"])
+            if headers:
+                fields["extra_headers"] = headers
+            else:
+                del fields["extra_headers"]
+    return _prefix(namespace) + hashlib.sha256(canonical_json(fields)).hexdigest()
 
 
 def make_key(kwargs: dict[str, Any], namespace: str | None = None) -> str:
