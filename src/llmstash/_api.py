@@ -7,8 +7,8 @@ import functools
 import logging
 import sys
 import weakref
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from . import _sync
 from ._client import CallSettings, Client
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("llmstash")
+T = TypeVar("T")
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = weakref.WeakKeyDictionary()
 
@@ -143,6 +144,21 @@ def _forget_after_fork() -> None:
 _sync.on_fork(_forget_after_fork)
 
 
+async def _paced(client: Client, call: Awaitable[T]) -> T:
+    """Await ``call``, then let the callback events it reported run if many are pending: a
+    tight loop of in-memory cache hits never waits on anything else, and would pile events up
+    until the dispatcher's bound drops them."""
+    try:
+        result = await call
+    except Exception:
+        if client._dispatcher.backlogged:
+            await client._dispatcher.pace()
+        raise
+    if client._dispatcher.backlogged:
+        await client._dispatcher.pace()
+    return result
+
+
 async def _aclose_client() -> None:
     """Close and forget the running loop's default Client (tests call this at teardown)."""
     client = _clients.pop(asyncio.get_running_loop(), None)
@@ -182,21 +198,25 @@ async def acompletion(
     iterator of :class:`~llmstash.types.ModelResponseStream` chunks. ``mock_response="text"``
     answers without any network call. Errors are :mod:`llmstash.exceptions`.
     """
-    return await _load_client()._complete(
-        _settings(),
-        True,
-        model,
-        messages,
-        stream=stream,
-        caching=caching,
-        cache=cache,
-        api_base=api_base,
-        api_key=api_key,
-        api_version=api_version,
-        timeout=timeout,
-        num_retries=num_retries,
-        mock_response=mock_response,
-        **params,
+    client = _load_client()
+    return await _paced(
+        client,
+        client._complete(
+            _settings(),
+            True,
+            model,
+            messages,
+            stream=stream,
+            caching=caching,
+            cache=cache,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=timeout,
+            num_retries=num_retries,
+            mock_response=mock_response,
+            **params,
+        ),
     )
 
 
@@ -236,20 +256,24 @@ async def aembedding(
     Vectors are :class:`~llmstash.types.FloatVector` (packed floats that read as a sequence
     of floats; ``.tolist()`` gives a list). ``usage`` sums each input's share of the tokens.
     """
-    return await _load_client()._embed(
-        _settings(),
-        True,
-        model,
-        input,
-        caching=caching,
-        cache=cache,
-        api_base=api_base,
-        api_key=api_key,
-        api_version=api_version,
-        timeout=timeout,
-        num_retries=num_retries,
-        mock_response=mock_response,
-        **params,
+    client = _load_client()
+    return await _paced(
+        client,
+        client._embed(
+            _settings(),
+            True,
+            model,
+            input,
+            caching=caching,
+            cache=cache,
+            api_base=api_base,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=timeout,
+            num_retries=num_retries,
+            mock_response=mock_response,
+            **params,
+        ),
     )
 
 

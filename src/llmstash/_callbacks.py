@@ -4,6 +4,11 @@ The Client reports each event (pre-call, stream chunk, success, failure) to its
 :class:`CallbackDispatcher`, which returns at once. Each event becomes one asyncio task, kept
 referenced until done; the task runs every hook of the event in an anyio task group, each hook
 under its own timeout, so a slow or failing hook delays and breaks nothing but itself.
+
+A caller that reports events without ever waiting on anything (a tight loop of in-memory cache
+hits) gives those tasks no chance to run; awaiting :meth:`CallbackDispatcher.pace` after each
+call lets them, so that such a loop delivers every event instead of reaching the bound.
+Credentials are masked in the kwargs hooks receive (:func:`scrub_kwargs`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ logger = logging.getLogger("llmstash")
 
 _HOOK_THREADS: Final = 40
 """Worker threads sync hooks may occupy at once, per dispatcher (anyio's default limit)."""
+
+_YIELD_AT: Final = 256
+"""Pending events past which :meth:`CallbackDispatcher.pace` yields to the event loop."""
 
 _ASYNC_PRE_CALL: Final = ("async_log_pre_api_call", "log_pre_api_call")
 """LiteLLM fires ``log_pre_api_call`` for async calls too: it stands in for the async twin."""
@@ -116,7 +124,9 @@ class CallbackDispatcher:
     different calls start in the order reported but may finish in any order.
 
     At most ``max_pending`` events wait at once; beyond that new events are dropped, counted
-    in :attr:`dropped` and reported by one warning per burst.
+    in :attr:`dropped` and reported by one warning per burst. Callers that await :meth:`pace`
+    after reporting never get there: past a few hundred pending events it yields to the loop
+    so that they run, and near half the bound it waits for room.
     """
 
     def __init__(
@@ -131,6 +141,9 @@ class CallbackDispatcher:
         self._last_of_call: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiter = anyio.CapacityLimiter(_HOOK_THREADS)
+        self._yield_at = max(1, min(_YIELD_AT, max_pending // 8))
+        self._wait_at = max(1, max_pending // 2)
+        self._room: asyncio.Event | None = None
         self._dropped = 0
         self._burst_dropped = 0
         self._warned: set[str] = set()
@@ -145,6 +158,43 @@ class CallbackDispatcher:
     def dropped(self) -> int:
         """Events dropped so far because ``max_pending`` events were already waiting."""
         return self._dropped
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether :meth:`pace` would do anything (enough events are pending)."""
+        return len(self._tasks) >= self._yield_at
+
+    async def pace(self) -> None:
+        """Backpressure for the caller that just reported events: return at once while few
+        events are pending; past a few hundred, yield to the event loop (twice at most) so
+        that they run, which is all quick hooks need; past half of ``max_pending`` (hooks
+        slower than the caller), wait until the backlog is down to a quarter of it, for one
+        ``hook_timeout`` at most. A call's result is never held longer than that; events are
+        dropped only if hooks stay that far behind for that long.
+
+        Await it after each call whose path may not otherwise wait on anything, from the
+        dispatcher's loop (elsewhere it does nothing).
+        """
+        tasks = self._tasks
+        if len(tasks) < self._yield_at:
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            return
+        for _ in range(2):
+            await asyncio.sleep(0)
+            if len(tasks) < self._yield_at:
+                return
+        if len(tasks) < self._wait_at:
+            return
+        if self._room is None:
+            self._room = asyncio.Event()
+        room = self._room
+        room.clear()
+        with anyio.move_on_after(self._hook_timeout):
+            while len(tasks) >= self._wait_at:
+                await room.wait()
+                room.clear()
 
     def pre_call(
         self,
@@ -323,6 +373,8 @@ class CallbackDispatcher:
 
     def _event_done(self, call_id: str | None, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if self._room is not None and len(self._tasks) <= self._wait_at // 2:
+            self._room.set()
         if call_id is not None and self._last_of_call.get(call_id) is task:
             del self._last_of_call[call_id]
         if not task.cancelled() and (exc := task.exception()) is not None:
