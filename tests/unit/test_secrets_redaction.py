@@ -99,6 +99,14 @@ def test_clean_secret_strips(value: str) -> None:
     assert clean_secret(value, "api_key") == KEY
 
 
+def test_clean_secret_unwraps_secret_str() -> None:
+    from pydantic import SecretStr
+
+    assert clean_secret(SecretStr(KEY + "\n"), "api_key") == KEY
+    with pytest.raises(ValueError, match="must be a string"):
+        clean_secret(42, "api_key")
+
+
 @pytest.mark.parametrize("value", [None, "", " \n"])
 def test_clean_secret_empty_is_none(value: str | None) -> None:
     assert clean_secret(value, "api_key") is None

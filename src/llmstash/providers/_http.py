@@ -166,11 +166,15 @@ def clean_secret(value: object, what: str) -> str | None:
     """A credential as it can be sent: surrounding whitespace stripped (a key read from a secret
     file ends with a newline), ``None`` when nothing is left.
 
-    A value that is not a string, or that holds a control or non-ASCII character inside, is
-    refused with :class:`InvalidRequestError`, which names ``what`` but never shows the value.
+    A pydantic ``SecretStr`` is unwrapped. A value that is not a string, or that holds a control
+    or non-ASCII character inside, is refused with :class:`InvalidRequestError`, which names
+    ``what`` but never shows the value.
     """
     if value is None:
         return None
+    reveal = getattr(value, "get_secret_value", None)  # pydantic's SecretStr
+    if callable(reveal) and not isinstance(value, str):
+        value = reveal()
     if not isinstance(value, str):
         raise InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
     value = value.strip()

@@ -176,25 +176,21 @@ def resolve(
                 "AZURE_API_BASE environment variable"
             )
         base, names_v1 = _azure_base(_base(explicit))
-        key = clean_secret(api_key, "api_key")
-        token = clean_secret(azure_ad_token, "azure_ad_token")
         if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
             raise InvalidRequestError(
                 "azure_ad_token_provider must be a function returning a token, got "
                 f"{type(azure_ad_token_provider).__name__}"
             )
-        token_provider = azure_ad_token_provider
-        # One credential is sent: an explicit argument first, then the environment.
-        if key is not None or token is not None:
-            token_provider = None
-        elif token_provider is None:
+        # One credential is sent: the first of the arguments, else of the environment.
+        key = clean_secret(api_key, "api_key")
+        token = None if key else clean_secret(azure_ad_token, "azure_ad_token")
+        token_provider = None if key or token else azure_ad_token_provider
+        if key is None and token is None and token_provider is None:
             key = clean_secret(_env("AZURE_API_KEY"), "the AZURE_API_KEY environment variable")
             if key is None:
                 token = clean_secret(
                     _env("AZURE_AD_TOKEN"), "the AZURE_AD_TOKEN environment variable"
                 )
-        if key is not None:
-            token = None
         host = (urlsplit(base).hostname or "").lower()
         if key is None and token is None and token_provider is None and host.endswith(_AZURE_HOSTS):
             raise InvalidRequestError(
