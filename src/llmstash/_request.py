@@ -205,7 +205,9 @@ def _read_engine_args(req: Request, given: dict[str, Any], ours: set[str]) -> No
     if "azure_ad_token_provider" in ours:
         provider = given["azure_ad_token_provider"]
         if not callable(provider):
-            raise InvalidRequestError("azure_ad_token_provider must be a callable returning a token")
+            raise InvalidRequestError(
+                "azure_ad_token_provider must be a callable returning a token"
+            )
         req.azure_ad_token_provider = provider
     if "metadata" in ours:
         req.metadata = given["metadata"]
@@ -307,6 +309,10 @@ def _lift_headers(params: dict[str, Any], headers: Any, organization: Any) -> No
         params["extra_headers"] = merged
 
 
+_SDK_PREFIXES: Final = ("litellm_", "_litellm", "mock_")
+_warned: set[str] = set()
+
+
 def _check_provider_params(params: dict[str, Any]) -> None:
     """Shapes the provider parameters must have; a pydantic model class as
     ``response_format`` becomes its JSON schema."""
@@ -322,6 +328,14 @@ def _check_provider_params(params: dict[str, Any]) -> None:
             "type": "json_schema",
             "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()},
         }
+    for name in [n for n in params if n.startswith(_SDK_PREFIXES)]:
+        # LiteLLM's own arguments that llmstash does not know: no provider accepts them.
+        del params[name]
+        if name not in _warned:
+            _warned.add(name)
+            logger.warning(
+                "llmstash: ignoring %r, a LiteLLM-only argument llmstash does not use", name
+            )
     for name, value in params.items():
         if not _finite(value):
             raise InvalidRequestError(

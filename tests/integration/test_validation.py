@@ -115,3 +115,77 @@ async def test_error_responses_do_not_carry_the_key(provider, llm):
     assert request.headers["api-key"] == "***"
     assert secret not in str(request.headers)
     assert provider.requests[-1].headers["api-key"] == secret  # the real request carried it
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"api_base": 123}, "api_base"),
+        ({"api_key": ["sk"]}, "api_key"),
+        ({"api_version": 2024}, "api_version"),
+        ({"extra_body": [1]}, "extra_body"),
+        ({"extra_headers": "x"}, "extra_headers"),
+        ({"headers": "x"}, "headers"),
+        ({"timeout": "abc"}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"num_retries": "abc"}, "num_retries"),
+        ({"num_retries": -1}, "num_retries"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"logit_bias": {"50256": float("-inf")}}, "logit_bias"),
+        ({"fallbacks": "gpt-4o"}, "fallbacks"),
+        ({"max_parallel_requests": 0}, "max_parallel_requests"),
+        ({"input_cost_per_token": -1}, "input_cost_per_token"),
+        ({"azure_ad_token_provider": "token"}, "azure_ad_token_provider"),
+        ({"ttl": float("inf")}, "ttl"),
+        ({"cache": {"s-maxage": float("nan")}}, "s-maxage"),
+    ],
+)
+async def test_bad_argument_types_are_named_before_io(provider, llm, kwargs, named):
+    llmstash.cache = llmstash.Cache()
+    call = {"api_base": provider.openai_base, "api_key": "sk-x", **kwargs}
+    with pytest.raises(InvalidRequestError, match=named):
+        await llmstash.acompletion(model="gpt-4o-mini", messages=OK, **call)
+    assert provider.request_count == 0
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_text_that_is_not_unicode_is_the_callers_mistake(provider, llm, cached):
+    llmstash.cache = llmstash.Cache() if cached else None
+    with pytest.raises(InvalidRequestError, match="Unicode|surrogate"):
+        await llmstash.acompletion(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "broken \ud800 text"}],
+            api_base=provider.openai_base,
+            api_key="sk-x",
+        )
+    assert provider.request_count == 0
+
+
+async def test_sdk_only_arguments_never_reach_the_provider(provider, llm, caplog):
+    sdk_only = {
+        "tags": ["a"],
+        "mock_delay": 0.1,
+        "litellm_metadata": {"x": 1},
+        "deployment_id": "d",
+        "metadata": {"user": "u"},
+        "retry_strategy": "exponential_backoff_retry",
+        "_skip_mcp_handler": True,
+        "litellm_some_future_option": 1,
+        "proxy_server_request": {},
+    }
+    with caplog.at_level("WARNING", logger="llmstash"):
+        r = await llmstash.acompletion(
+            model="gpt-4o-mini",
+            messages=OK,
+            api_base=provider.openai_base,
+            api_key="sk-x",
+            temperature=0.5,
+            **sdk_only,
+        )
+    assert r.choices[0].message.content
+    body = provider.requests[-1].json
+    assert body["temperature"] == 0.5
+    assert not set(sdk_only) & set(body), body
+    warned = [rec.getMessage() for rec in caplog.records]
+    assert sum("litellm_some_future_option" in m for m in warned) == 1

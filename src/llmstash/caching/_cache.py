@@ -176,24 +176,19 @@ class Cache:
         self.redis_flush_size = redis_flush_size
         self.lease = lease or None
         self._guard = Guard(lookup_timeout, write_timeout, breaker_threshold, breaker_reset)
-        self._writes = WritePath(lambda: self.backend, self._guard)
         self._tier: MemoryBackend | None = None
         self._tier_ttl = 0.0
-        self._shared: CacheBackend | None = None
+        self._backends = _Backends()
         self._owns_shared = backend is None
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CacheBackend] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._factory: Callable[[], CacheBackend] | None = None
-        self._spare: CacheBackend | None = None
+        self._writes = WritePath(self._backends.current, self._guard)
 
         if backend is not None:
-            self._shared = backend
+            self._backends.shared = backend
         elif cache_type == "local":
-            self._shared = _memory(max_size, max_bytes)
+            self._backends.shared = _memory(max_size, max_bytes)
         else:
             kwargs = {k: v for k, v in kwargs.items() if not k.startswith(_LITELLM_ONLY)}
-            self._factory = redis_factory(
+            self._backends.factory = redis_factory(
                 host=host,
                 port=port,
                 password=password,
@@ -207,13 +202,15 @@ class Cache:
             try:
                 # Made now (no I/O) so that bad settings fail here, not as silent misses later;
                 # kept for the first event loop that uses this cache.
-                self._spare = self._factory()
+                self._backends.spare = self._backends.factory()
             except (TypeError, ValueError) as exc:
                 raise InvalidRequestError(f"Cache(type='redis'): {exc}") from exc
+            # A cache dropped without aclose() (one made per request) closes its connections.
+            weakref.finalize(self, self._backends.close_soon)
             if default_in_memory_ttl:
                 self._tier = _memory(max_size, max_bytes)
                 self._tier_ttl = default_in_memory_ttl
-        shared = self._shared
+        shared = self._backends.shared
         self._is_local = shared is not None and bool(getattr(shared, "is_local", False))
         # The synchronous fast path: only for the built-in memory store, whose get never waits.
         self._local_backend: MemoryBackend | None = (
@@ -274,15 +271,7 @@ class Cache:
     @property
     def backend(self) -> CacheBackend:
         """The backend serving the current event loop (Redis clients belong to one loop)."""
-        if self._shared is not None:
-            return self._shared
-        loop = asyncio.get_running_loop()
-        backend = self._per_loop.get(loop)
-        if backend is None:
-            assert self._factory is not None
-            spare, self._spare = self._spare, None
-            backend = self._per_loop[loop] = spare if spare is not None else self._factory()
-        return backend
+        return self._backends.current()
 
     def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | None:
         if raw is None:
@@ -511,17 +500,65 @@ class Cache:
         """Finish writes and close the backend(s) this cache made; a ``backend=`` passed in
         stays open (it is the caller's). Idempotent."""
         await self.aflush_writes()
-        if self._shared is not None:
+        backends = self._backends
+        if backends.shared is not None:
             if self._owns_shared:
-                await self._shared.aclose()
+                await backends.shared.aclose()
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - aclose is always awaited
-            return
-        backend = self._per_loop.pop(loop, None)
+        backend = backends.per_loop.pop(asyncio.get_running_loop(), None)
         if backend is not None:
             await backend.aclose()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+class _Backends:
+    """The backends of one cache: a shared one, or one per event loop made by ``factory``
+    (the first from ``spare``, made by the constructor to check the settings). Kept apart
+    from the :class:`Cache` so that nothing in it refers back to the cache, which is then
+    freed (and its connections closed) as soon as its last user drops it."""
+
+    __slots__ = ("factory", "per_loop", "shared", "spare")
+
+    def __init__(self) -> None:
+        self.shared: CacheBackend | None = None
+        self.factory: Callable[[], CacheBackend] | None = None
+        self.spare: CacheBackend | None = None
+        self.per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CacheBackend] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def current(self) -> CacheBackend:
+        if self.shared is not None:
+            return self.shared
+        loop = asyncio.get_running_loop()
+        backend = self.per_loop.get(loop)
+        if backend is None:
+            assert self.factory is not None
+            spare, self.spare = self.spare, None
+            backend = self.per_loop[loop] = spare if spare is not None else self.factory()
+        return backend
+
+    def close_soon(self) -> None:
+        """Close every per-loop backend on its own loop, from any thread; a backend of a
+        closed loop is left to its own finalizer."""
+        for loop, backend in list(self.per_loop.items()):
+            if loop.is_closed():
+                continue
+
+            def close(
+                backend: CacheBackend = backend, loop: asyncio.AbstractEventLoop = loop
+            ) -> None:
+                task = loop.create_task(backend.aclose())
+                _closing.add(task)
+                task.add_done_callback(_closing.discard)
+
+            try:
+                loop.call_soon_threadsafe(close)
+            except RuntimeError:  # closed meanwhile
+                pass
+        self.per_loop.clear()
 
 
 def _memory(max_size: int | None, max_bytes: int | None) -> MemoryBackend:

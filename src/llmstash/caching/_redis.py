@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -66,7 +67,7 @@ class RedisBackend:
     refused.
     """
 
-    __slots__ = ("_client", "_leases", "_owned", "_reader")
+    __slots__ = ("__weakref__", "_client", "_leases", "_owned", "_reader")
 
     is_local: bool = False
     """Lookups wait on the network."""
@@ -78,6 +79,10 @@ class RedisBackend:
         self._owned: list[Redis | RedisCluster | Sentinel] = []
         self._leases: dict[str, str] = {}
         self._reader = _fast_reader(client)
+        if self._reader is not None:
+            # The lookup connection is this backend's own, whoever owns the client: a backend
+            # dropped without aclose() (a Cache made per request) must not leave it open.
+            weakref.finalize(self, self._reader.close)
 
     @classmethod
     def from_params(
@@ -268,10 +273,11 @@ class RedisBackend:
             return False
 
     async def aclose(self) -> None:
-        """Close the client (and Sentinel connections) made by a ``from_*`` constructor.
-        Idempotent; a client passed to ``RedisBackend(client)`` is left open."""
+        """Close this backend's lookup connection, and the client (and Sentinel connections)
+        made by a ``from_*`` constructor. Idempotent; a client passed to
+        ``RedisBackend(client)`` is left open."""
         owned, self._owned = self._owned, []
-        if self._reader is not None and owned:
+        if self._reader is not None:
             self._reader.close()
         for resource in owned:
             await resource.aclose()
