@@ -139,3 +139,37 @@ def test_a_client_of_a_closed_loop_is_not_reused(provider: FakeProvider, sync_ll
 
     first, second = in_thread(run)
     assert first is not None and second is not None and first is not second
+
+
+class SealedLoop(asyncio.SelectorEventLoop):
+    """A loop whose ``close`` cannot be replaced on the instance (as uvloop's)."""
+
+    @property
+    def close(self) -> Callable[[], None]:
+        return lambda: asyncio.SelectorEventLoop.close(self)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_loops_whose_close_cannot_be_wrapped_are_swept(
+    provider: FakeProvider, sync_llm: None
+) -> None:
+    """Fallback: the next call on a new loop forgets the clients of loops closed since, so
+    neither they nor their loops stay alive."""
+
+    def run() -> tuple[int, int]:
+        closed_after_each = []
+        for _ in range(5):
+            loop = SealedLoop()
+            loop.run_until_complete(llmstash.acompletion(**call_kwargs(provider)))
+            loop.close()
+            closed_after_each.append(sum(1 for lp in _api._clients if lp.is_closed()))
+        asyncio.run(llmstash.acompletion(**call_kwargs(provider)))  # sweeps the last one
+        # Their sockets are closed by the garbage collector (with a ResourceWarning, the loop
+        # having been closed under them): collect here, not in some later test.
+        gc.collect()
+        return max(closed_after_each), len(_api._clients)
+
+    most_closed, alive = in_thread(run)
+    assert most_closed <= 1
+    assert alive == 0
