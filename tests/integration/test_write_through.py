@@ -112,7 +112,9 @@ class Child:
             pytest.fail(f"the child said nothing for {timeout} s")
         if line is None:
             stderr = self.process.stderr.read() if self.process.stderr else ""
-            pytest.fail(f"the child ended early ({self.process.wait()}):\n{stderr}")
+            code = self.process.wait()
+            self.kill()
+            pytest.fail(f"the child ended early ({code}):\n{stderr}")
         return json.loads(line)
 
     def send(self, line: str) -> None:
@@ -121,19 +123,25 @@ class Child:
         self.process.stdin.flush()
 
     def finish(self) -> str:
-        """Wait for the child to end; its stderr."""
+        """Wait for the child to end (it must succeed); its stderr."""
         try:
-            _, stderr = self.process.communicate(timeout=CHILD_TIMEOUT)
+            self.process.wait(CHILD_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.kill()
             pytest.fail("the child did not end")
+        stderr = self.process.stderr.read() if self.process.stderr else ""
         assert self.process.returncode == 0, stderr
         return stderr
 
     def kill(self) -> None:
+        """End the process if it still runs, and close its pipes."""
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
+        self._reader.join(5)
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def child_args(provider: FakeProvider, redis_url: str, namespace: str, text: str) -> list[str]:
