@@ -424,6 +424,11 @@ class Client:
                     if isinstance(entry, EmbeddingEntry):
                         vectors[i], tokens[i] = entry.vector, entry.tokens
         missing = [i for i in range(n) if vectors[i] is None]
+        coalesced = False
+        if missing and cache is not None and not req.controls.no_cache:
+            coalesced = await self._join_embedding(call, keys, missing, vectors, tokens)
+            if coalesced:
+                missing = []
         fresh_cost: float | None = 0.0
         if missing:
             asked = [inputs[i] for i in missing]
@@ -440,6 +445,7 @@ class Client:
                         f"{len(asked)} inputs (none for input {lost[0]})"
                     )
             except BaseException as exc:
+                self._flights.land(call, exc)
                 fail(call, exc)
                 raise
             fresh_cost = price(req, fresh)
@@ -450,10 +456,11 @@ class Client:
                 vec = by_index[j]
                 vectors[i] = vec
                 tokens[i] = shares[j]
-                if cache is not None and not req.controls.no_store:
+                if cache is not None:
                     packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
                     to_store[keys[i]] = encode_embedding(packed, shares[j], now, req.ttl)
-            if to_store and cache is not None:
+            self._flights.land(call, to_store or None)
+            if to_store and cache is not None and not req.controls.no_store:
                 await cache.astore(to_store, req.ttl)
         want_b64 = req.params.get("encoding_format") == "base64"
         data = [
@@ -470,7 +477,37 @@ class Client:
         if cache is not None:
             call.key = keys[0] if n == 1 else None
         extra = {"cache_keys": keys, "cached_inputs": n - len(missing)}
-        return succeed(call, response, hit=hit, cost=fresh_cost, extra=extra)  # type: ignore[no-any-return]
+        return succeed(  # type: ignore[no-any-return]
+            call, response, hit=hit, coalesced=coalesced, cost=fresh_cost, extra=extra
+        )
+
+    async def _join_embedding(
+        self,
+        call: Call,
+        keys: list[str],
+        missing: list[int],
+        vectors: list[Any],
+        tokens: list[int],
+    ) -> bool:
+        """Wait for an identical embedding call in flight (the same missing inputs) and take
+        its vectors (True); or lead a flight for these inputs (False)."""
+        flight_key = "\n".join(keys[i] for i in missing)
+        while True:
+            shared = await self._flights.wait(flight_key)
+            if shared is RETRY:
+                continue
+            if isinstance(shared, Exception):
+                raise shared
+            if isinstance(shared, dict):
+                entries = [_decode_shared(shared.get(keys[i], b"")) for i in missing]
+                if all(isinstance(e, EmbeddingEntry) for e in entries):
+                    for i, entry in zip(missing, entries, strict=True):
+                        assert isinstance(entry, EmbeddingEntry)
+                        vectors[i], tokens[i] = entry.vector, entry.tokens
+                    return True
+            elif shared is LEAD:
+                self._flights.lead(call, flight_key)
+            return False
 
     async def _ask_embedding(self, call: Call, inputs: list[Any]) -> EmbeddingResponse:
         req = call.req
@@ -569,7 +606,7 @@ def _text_safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def _decode_shared(data: bytes) -> Entry | None:
     try:
         return decode(data)
-    except CacheDataError:  # pragma: no cover - bytes a leader of this process encoded
+    except CacheDataError:
         return None
 
 

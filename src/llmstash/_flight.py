@@ -1,5 +1,9 @@
 """Single flight: identical concurrent misses share one provider request.
 
+Embedding calls take part too: a call whose missing inputs are exactly those of an embedding
+call in flight waits for it and is served its vectors (a flight of embeddings lands with the
+entries of its inputs, by key).
+
 In one process, the first call to miss a key leads a *flight*; identical calls that miss while
 it is in the air wait for it and are served from its entry as cache hits (``cache_hit=True``,
 cost 0). Across processes sharing a backend, ``Cache(lease=s)`` adds a lease: the process that
@@ -39,7 +43,7 @@ STREAM_IDLE: Final = 1.0
 """Seconds waiters give a streamed leader whose reader has stopped asking for chunks."""
 _SHARED_STATUSES: Final = frozenset({400, 404, 413, 422})
 
-Outcome = bytes | Exception | None
+Outcome = bytes | dict[str, bytes] | Exception | None
 
 
 def shareable(exc: Exception) -> bool:
@@ -58,7 +62,7 @@ class Flights:
     def __init__(self) -> None:
         self._leaders: dict[str, Call] = {}
 
-    async def wait(self, key: str) -> bytes | Exception | object:
+    async def wait(self, key: str) -> bytes | dict[str, bytes] | Exception | object:
         """Wait for the flight of ``key``: its bytes or shared error, :data:`RETRY`,
         :data:`ALONE`, or :data:`LEAD` at once when none is in the air."""
         leader = self._leaders.get(key)
@@ -67,11 +71,13 @@ class Flights:
         outcome = await _await_leader(leader, leader.flight)
         return RETRY if outcome is None else outcome
 
-    def lead(self, call: Call) -> None:
-        """Make ``call`` the flight that identical misses wait on."""
-        key = call.key
+    def lead(self, call: Call, key: str | None = None) -> None:
+        """Make ``call`` the flight that identical misses wait on (under ``key``, by default
+        the call's cache key)."""
+        key = call.key if key is None else key
         if key is not None and key not in self._leaders:
             call.flight = asyncio.get_running_loop().create_future()
+            call.flight_key = key
             self._leaders[key] = call
 
     def land(self, call: Call, outcome: Outcome | BaseException) -> None:
@@ -80,7 +86,7 @@ class Flights:
         if flight is None:
             return
         call.flight = None
-        key = call.key or ""
+        key = call.flight_key or ""
         if self._leaders.get(key) is call:
             del self._leaders[key]
         if isinstance(outcome, BaseException) and not (

@@ -38,6 +38,7 @@ class Call:
         "call_id",
         "dispatcher",
         "flight",
+        "flight_key",
         "idle_since",
         "key",
         "provider_name",
@@ -58,8 +59,9 @@ class Call:
         self.call_id: str | None = None
         self.provider_name: str | None = None
         self.resolved_base: str | None = None
-        self.flight: asyncio.Future[bytes | Exception | None] | None = None
+        self.flight: asyncio.Future[bytes | dict[str, bytes] | Exception | None] | None = None
         """Set while this call leads a single flight that identical calls wait on."""
+        self.flight_key: str | None = None
         self.idle_since: float | None = None
         """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
 
