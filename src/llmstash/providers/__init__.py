@@ -7,7 +7,7 @@ OpenAI-shaped calls into its own HTTP requests, sends them with retries over the
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Provider, Route
+from ._base import Provider, Route, TokenProvider
 from ._resolve import resolve
 from .azure import AzureProvider
 from .openai import OpenAIProvider
@@ -20,6 +20,7 @@ __all__ = [
     "OpenAIProvider",
     "Provider",
     "Route",
+    "TokenProvider",
     "resolve",
 ]
 
