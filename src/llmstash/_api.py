@@ -7,11 +7,12 @@ import functools
 import logging
 import sys
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import _sync
 from ._client import CallSettings, Client
+from ._loops import at_shutdown
 from .caching import Cache
 from .types import EmbeddingResponse
 
@@ -59,67 +60,21 @@ def _load_client() -> Client:
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
     """Close ``client`` (and the cache's connections of this loop) when the loop shuts down,
-    however it does.
-
-    ``asyncio.run()`` closes every live async generator of its loop before closing the loop;
-    a generator started here and parked at its first ``yield`` is told then, and its
-    ``finally`` releases the connections. A loop ended with a bare ``loop.close()`` never tells
-    its generators, so the loop's ``close`` is wrapped (on this loop object only) to run that
-    generator's ``finally`` first. Without both, each loop would leave a Client, its sockets and
-    the closed loop itself behind. In a forked child, clients of the parent are left alone.
-    """
+    however it does. Without it, each loop would leave a Client, its sockets and the closed
+    loop itself behind. In a forked child, clients of the parent are left alone."""
     generation = _sync.forked()
 
-    async def watch() -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            if _clients.get(loop) is client:
-                del _clients[loop]
-            if _sync.forked() == generation:  # else its sockets are the parent's
-                await client.aclose()
-                cache = getattr(sys.modules["llmstash"], "cache", None)
-                if isinstance(cache, Cache):
-                    await cache.aclose()
+    async def close() -> None:
+        if _clients.get(loop) is client:
+            del _clients[loop]
+        if _sync.forked() == generation:  # else its sockets are the parent's
+            await client.aclose()
+            cache = getattr(sys.modules["llmstash"], "cache", None)
+            if isinstance(cache, Cache):
+                await cache.aclose()
 
-    watcher = watch()
-    step = watcher.asend(None)  # registers with the loop's shutdown, then runs to the yield
-    try:
-        step.send(None)
-    except StopIteration:
-        pass
-    client._watcher = watcher  # kept alive as long as the client
-    _wrap_close(loop, client, watcher)
-
-
-def _wrap_close(
-    loop: asyncio.AbstractEventLoop, client: Client, watcher: AsyncGenerator[None, None]
-) -> None:
-    """Make ``loop.close()`` finish ``watcher`` (closing ``client``) before the loop closes,
-    unless it has already run (``asyncio.run`` shut the loop's generators down first) or the
-    client was forgotten (a forked child never runs its parent's loops).
-
-    Loops whose ``close`` cannot be replaced (uvloop's) are swept instead: their clients are
-    forgotten by the next :func:`_load_client` after they close.
-    """
-    original = loop.close
-
-    def close() -> None:
-        if vars(loop).get("close") is close:
-            del loop.close  # back to the class's method; also drops this closure's references
-        if _clients.get(loop) is client and not loop.is_closed() and not loop.is_running():
-            try:
-                loop.run_until_complete(watcher.aclose())
-            except Exception:
-                logger.warning(
-                    "closing llmstash's default client with its loop failed", exc_info=True
-                )
-        original()
-
-    try:
-        loop.close = close  # type: ignore[method-assign]
-    except (AttributeError, TypeError):
-        pass
+    # Kept alive as long as the client.
+    client._watcher = at_shutdown(loop, close, wanted=lambda: _clients.get(loop) is client)
 
 
 def _forget_closed_loops() -> None:
@@ -142,21 +97,6 @@ def _forget_after_fork() -> None:
 
 
 _sync.on_fork(_forget_after_fork)
-
-
-async def _paced(client: Client, call: Awaitable[T]) -> T:
-    """Await ``call``, then let the callback events it reported run if many are pending: a
-    tight loop of in-memory cache hits never waits on anything else, and would pile events up
-    until the dispatcher's bound drops them."""
-    try:
-        result = await call
-    except Exception:
-        if client._dispatcher.backlogged:
-            await client._dispatcher.pace()
-        raise
-    if client._dispatcher.backlogged:
-        await client._dispatcher.pace()
-    return result
 
 
 async def _aclose_client() -> None:
@@ -198,26 +138,26 @@ async def acompletion(
     iterator of :class:`~llmstash.types.ModelResponseStream` chunks. ``mock_response="text"``
     answers without any network call. Errors are :mod:`llmstash.exceptions`.
     """
-    client = _load_client()
-    return await _paced(
-        client,
-        client._complete(
-            _settings(),
-            True,
-            model,
-            messages,
-            stream=stream,
-            caching=caching,
-            cache=cache,
-            api_base=api_base,
-            api_key=api_key,
-            api_version=api_version,
-            timeout=timeout,
-            num_retries=num_retries,
-            mock_response=mock_response,
-            **params,
-        ),
-    )
+    # Only what was passed: the engine reads fewer arguments on the hit path.
+    if stream:
+        params["stream"] = stream
+    if caching is not None:
+        params["caching"] = caching
+    if cache is not None:
+        params["cache"] = cache
+    if api_base is not None:
+        params["api_base"] = api_base
+    if api_key is not None:
+        params["api_key"] = api_key
+    if api_version is not None:
+        params["api_version"] = api_version
+    if timeout is not None:
+        params["timeout"] = timeout
+    if num_retries is not None:
+        params["num_retries"] = num_retries
+    if mock_response is not None:
+        params["mock_response"] = mock_response
+    return await _load_client()._complete(_settings(), True, model, messages, **params)
 
 
 def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
@@ -256,24 +196,20 @@ async def aembedding(
     Vectors are :class:`~llmstash.types.FloatVector` (packed floats that read as a sequence
     of floats; ``.tolist()`` gives a list). ``usage`` sums each input's share of the tokens.
     """
-    client = _load_client()
-    return await _paced(
-        client,
-        client._embed(
-            _settings(),
-            True,
-            model,
-            input,
-            caching=caching,
-            cache=cache,
-            api_base=api_base,
-            api_key=api_key,
-            api_version=api_version,
-            timeout=timeout,
-            num_retries=num_retries,
-            mock_response=mock_response,
-            **params,
-        ),
+    return await _load_client()._embed(
+        _settings(),
+        True,
+        model,
+        input,
+        caching=caching,
+        cache=cache,
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
+        timeout=timeout,
+        num_retries=num_retries,
+        mock_response=mock_response,
+        **params,
     )
 
 

@@ -32,6 +32,7 @@ import httpx
 from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_TIMEOUT
 from ._flight import LEAD, RETRY, Flights, take_lease
+from ._loops import at_shutdown
 from ._outcome import Call, fail, price, succeed
 from ._request import CallSettings, Request, check_inputs, check_messages, prepare
 from ._streaming import assemble_chunks, response_to_chunks
@@ -54,6 +55,7 @@ from .exceptions import (
     APIStatusError,
     CacheDataError,
     ClientClosedError,
+    EventLoopMismatchError,
     InvalidRequestError,
 )
 from .providers import Provider, Route, resolve
@@ -117,6 +119,8 @@ class Client:
         self._state = _State.OPEN
         self._default = False
         self._watcher: object | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http_watcher: object | None = None
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -166,15 +170,46 @@ class Client:
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
             raise ClientClosedError("this llmstash Client has been closed")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._move_to(loop)
+
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve calls on ``loop`` from now on. A Client may go from one event loop to the
+        next (``asyncio.run`` per call): what belonged to the old loop — its HTTP connections,
+        flights in the air, concurrency slots — ended with it."""
+        old = self._loop
+        if old is not None and not old.is_closed() and old.is_running():
+            raise EventLoopMismatchError(
+                "this llmstash Client is in use on another running event loop; "
+                "make one Client per event loop (or per thread)"
+            )
+        if self._http is not None and not self._owns_http and old is not None:
+            raise EventLoopMismatchError(
+                "this Client's http_client belongs to an event loop that has ended; "
+                "pass an httpx.AsyncClient made on the current loop"
+            )
+        self._loop = loop
+        self._flights = Flights()
+        self._slots = {}
+        if self._owns_http:
+            self._http = None  # closed with its loop (see http), or never made
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The pooled HTTP client (made on first use)."""
+        """The pooled HTTP client of the current event loop (made on first use there, and
+        closed when that loop shuts down)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(
+            http = self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
                 timeout=DEFAULT_TIMEOUT,
             )
+            loop = asyncio.get_running_loop()
+
+            async def close() -> None:
+                await http.aclose()
+
+            self._http_watcher = at_shutdown(loop, close, wanted=lambda: not http.is_closed)
         return self._http
 
     async def acompletion(self, model: str, messages: Any = None, **kwargs: Any) -> Any:
@@ -187,14 +222,25 @@ class Client:
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
 
     async def _complete(
+        self, settings: CallSettings, is_async: bool, model: Any, messages: Any, **kwargs: Any
+    ) -> Any:
+        """A chat call; ``kwargs`` holds the arguments of :func:`llmstash.acompletion`."""
+        try:
+            return await self._chat(settings, is_async, model, messages, kwargs)
+        finally:
+            # Let the callback events of earlier calls run: a tight loop of in-memory hits
+            # never waits on anything else, and would pile events up until some are dropped.
+            if self._dispatcher.backlogged:
+                await self._dispatcher.pace()
+
+    async def _chat(
         self,
         settings: CallSettings,
         is_async: bool,
         model: Any,
         messages: Any,
-        **kwargs: Any,
+        kwargs: dict[str, Any],
     ) -> Any:
-        """A chat call; ``kwargs`` holds the arguments of :func:`llmstash.acompletion`."""
         start = time.time()
         self._check_open()
         req = prepare(
@@ -401,6 +447,20 @@ class Client:
         self, settings: CallSettings, is_async: bool, model: Any, inputs: Any, **kwargs: Any
     ) -> EmbeddingResponse:
         """An embeddings call; ``kwargs`` holds the arguments of :func:`llmstash.aembedding`."""
+        try:
+            return await self._embeddings(settings, is_async, model, inputs, kwargs)
+        finally:
+            if self._dispatcher.backlogged:
+                await self._dispatcher.pace()
+
+    async def _embeddings(
+        self,
+        settings: CallSettings,
+        is_async: bool,
+        model: Any,
+        inputs: Any,
+        kwargs: dict[str, Any],
+    ) -> EmbeddingResponse:
         start = time.time()
         self._check_open()
         req = prepare(settings, "aembedding" if is_async else "embedding", is_async, model, kwargs)

@@ -50,6 +50,7 @@ __all__ = [
     "ClientClosedError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "EventLoopMismatchError",
     "InternalServerError",
     "InvalidRequestError",
     "LLMStashError",
@@ -149,6 +150,11 @@ class InvalidRequestError(LLMStashError, ValueError):
 
 class ClientClosedError(LLMStashError, RuntimeError):
     """A :class:`llmstash.Client` was used after ``aclose()``."""
+
+
+class EventLoopMismatchError(ClientClosedError):
+    """A :class:`llmstash.Client` was used on an event loop it cannot serve: while another
+    running loop uses it, or with an ``http_client`` of a loop that has closed."""
 
 
 class APIError(LLMStashError):

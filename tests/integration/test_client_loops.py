@@ -1,0 +1,91 @@
+"""A Client outlives event loops: reused across asyncio.run calls (in a real subprocess, as a
+script would), it works on each; shared by two running loops at once, it says so."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import llmstash
+from llmstash.exceptions import ClientClosedError, EventLoopMismatchError
+
+MSGS = [{"role": "user", "content": "loops"}]
+
+
+def test_a_client_reused_across_asyncio_run(provider) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, llmstash
+        client = llmstash.Client(cache=llmstash.Cache())
+        async def ask(i):
+            r = await client.acompletion(
+                model="gpt-4o-mini", messages=[{{"role": "user", "content": f"q{{i % 3}}"}}],
+                api_base={provider.openai_base!r}, api_key="sk-x",
+            )
+            return r._hidden_params["cache_hit"]
+        fds = []
+        hits = []
+        for i in range(30):
+            hits.append(asyncio.run(ask(i)))
+            fds.append(len(os.listdir("/proc/self/fd")))
+        print(sum(hits), fds[9], fds[-1])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    hits, fds_early, fds_late = map(int, out.stdout.split())
+    assert hits == 27  # 3 questions asked 10 times each: 3 misses
+    assert provider.request_count == 3
+    assert fds_late <= fds_early + 2  # each loop's connections closed with it
+
+
+async def test_two_running_loops_get_a_clear_error(provider) -> None:
+    client = llmstash.Client()
+    kwargs = {
+        "model": "gpt-4o-mini",
+        "messages": MSGS,
+        "api_base": provider.openai_base,
+        "api_key": "sk-x",
+    }
+    await client.acompletion(**kwargs)
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            asyncio.run(client.acompletion(**kwargs))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(10)
+    await client.aclose()
+    assert len(errors) == 1 and isinstance(errors[0], EventLoopMismatchError)
+    assert isinstance(errors[0], ClientClosedError)
+    assert "another running event loop" in str(errors[0])
+
+
+def test_a_callers_http_client_of_an_ended_loop_is_refused(provider) -> None:
+    import httpx
+
+    async def first() -> llmstash.Client:
+        client = llmstash.Client(http_client=httpx.AsyncClient())
+        await client.acompletion(
+            model="gpt-4o-mini", messages=MSGS, api_base=provider.openai_base, api_key="sk-x"
+        )
+        return client
+
+    client = asyncio.run(first())
+
+    async def second() -> None:
+        with pytest.raises(EventLoopMismatchError, match="http_client"):
+            await client.acompletion(
+                model="gpt-4o-mini", messages=MSGS, api_base=provider.openai_base, api_key="sk-x"
+            )
+
+    asyncio.run(second())
