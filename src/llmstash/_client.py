@@ -116,6 +116,7 @@ class Client:
         self._dispatcher = CallbackDispatcher()
         self._flights = Flights()
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._routes: dict[tuple[str, str | None, str | None, str], tuple[str, str]] = {}
         self._state = _State.OPEN
         self._default = False
         self._watcher: object | None = None
@@ -285,19 +286,28 @@ class Client:
         try:
             if isinstance(entry, ChatEntry):
                 if req.stream:
+                    self._name_route(call, "chat")
                     chunks = response_to_chunks(entry.response)
                     return AsyncStream(self, call, replay(chunks), hit=True, coalesced=coalesced)
                 response = entry.response
             elif isinstance(entry, StreamEntry):
                 if req.stream:
+                    self._name_route(call, "chat")
                     source = replay(entry.chunks)
                     return AsyncStream(self, call, source, hit=True, coalesced=coalesced)
                 response = assemble_chunks(entry.chunks)
             else:
+                if entry is not None:
+                    logger.warning(
+                        "llmstash cache: ignoring entry %s (%s, not a chat answer)",
+                        call.key,
+                        type(entry).__name__,
+                    )
                 return None
         except Exception as exc:
             logger.warning("llmstash cache: ignoring entry %s (%s)", call.key, exc)
             return None
+        self._name_route(call, "chat")
         return succeed(call, response, hit=True, coalesced=coalesced)
 
     async def _chat_miss(self, call: Call) -> Any:
@@ -483,6 +493,12 @@ class Client:
                 for i, entry in enumerate(await cache.alookup_many(keys, req.controls.max_age)):
                     if isinstance(entry, EmbeddingEntry):
                         vectors[i], tokens[i] = entry.vector, entry.tokens
+                    elif entry is not None:
+                        logger.warning(
+                            "llmstash cache: ignoring entry %s (%s, not an embedding)",
+                            keys[i],
+                            type(entry).__name__,
+                        )
         missing = [i for i in range(n) if vectors[i] is None]
         coalesced = False
         if missing and cache is not None and not req.controls.no_cache:
@@ -534,6 +550,8 @@ class Client:
             usage=Usage(prompt_tokens=total, total_tokens=total),
         )
         hit = not missing
+        if hit:
+            self._name_route(call, "embedding")
         if cache is not None:
             call.key = keys[0] if n == 1 else None
         extra = {"cache_keys": keys, "cached_inputs": n - len(missing)}
@@ -621,12 +639,39 @@ class Client:
         )
         call.provider_name = route.provider
         call.resolved_base = route.api_base
+        if len(self._routes) > 1024:
+            self._routes.clear()
+        self._routes[(req.model, req.api_base, req.api_version, call_type)] = (
+            route.provider,
+            route.api_base,
+        )
         callbacks = call.settings.callbacks
         if callbacks:
             self._dispatcher.pre_call(
                 callbacks, req.model, payload, call.event_kwargs(), is_async=req.is_async
             )
         return provider, route
+
+
+    def _name_route(self, call: Call, call_type: Literal["chat", "embedding"]) -> None:
+        """On a hit, name the provider and server the call would have gone to, as the miss
+        did (remembered from the misses of this client; resolved once otherwise)."""
+        req = call.req
+        key = (req.model, req.api_base, req.api_version, call_type)
+        named = self._routes.get(key)
+        if named is None:
+            try:
+                _, route = resolve(
+                    req.model,
+                    api_base=req.api_base,
+                    api_key=req.api_key or "unused",  # naming only: no request is made
+                    api_version=req.api_version,
+                    call_type=call_type,
+                )
+            except Exception:
+                return
+            named = self._routes[key] = (route.provider, route.api_base)
+        call.provider_name, call.resolved_base = named
 
 
 def _targets(req: Request) -> list[Any]:

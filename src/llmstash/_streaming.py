@@ -265,7 +265,8 @@ def response_to_chunks(resp: ModelResponse) -> list[ModelResponseStream]:
     chunk carrying the choice's logprobs, a refusal chunk, one chunk per tool call (id, name and
     all arguments), then a finish chunk. ``usage`` rides on a last chunk of its own with no
     choices, as OpenAI sends it to callers who ask for ``include_usage``. The response's
-    undeclared fields ride on the first chunk, the message's on the content chunk.
+    undeclared fields ride on every chunk (as Perplexity sends ``citations``), the message's on
+    the content chunk.
     """
 
     def chunk(
@@ -316,8 +317,6 @@ def response_to_chunks(resp: ModelResponse) -> list[ModelResponseStream]:
         last = _chunk(resp, [])
         last.usage = resp.usage
         out.append(last)
-    if resp.model_extra:
-        out[0].model_extra = dict(resp.model_extra)
     return out
 
 
@@ -337,6 +336,7 @@ def _block_deltas(block: Any) -> list[Delta]:
 
 
 def _chunk(resp: ModelResponse, choices: list[StreamingChoices]) -> ModelResponseStream:
+    # Response-level fields ride on every chunk, declared or not, as providers send them.
     return ModelResponseStream(
         id=resp.id,
         choices=choices,
@@ -344,4 +344,5 @@ def _chunk(resp: ModelResponse, choices: list[StreamingChoices]) -> ModelRespons
         model=resp.model,
         system_fingerprint=resp.system_fingerprint,
         service_tier=resp.service_tier,
+        model_extra=dict(resp.model_extra) if resp.model_extra else None,
     )
