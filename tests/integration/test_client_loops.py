@@ -74,10 +74,12 @@ def test_a_callers_http_client_of_an_ended_loop_is_refused(provider) -> None:
     import httpx
 
     async def first() -> llmstash.Client:
-        client = llmstash.Client(http_client=httpx.AsyncClient())
+        http = httpx.AsyncClient()
+        client = llmstash.Client(http_client=http)
         await client.acompletion(
             model="gpt-4o-mini", messages=MSGS, api_base=provider.openai_base, api_key="sk-x"
         )
+        await http.aclose()  # the caller's to close, on the loop it belongs to
         return client
 
     client = asyncio.run(first())
