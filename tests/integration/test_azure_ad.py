@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import llmstash
-from llmstash.exceptions import InvalidRequestError, NotFoundError
+from llmstash.exceptions import InvalidRequestError
 from llmstash.integrations.custom_logger import CustomLogger
 from llmstash.providers import AzureProvider, resolve
 from llmstash.testing import FakeProvider
@@ -306,11 +306,6 @@ def test_v1_base_url_from_azure_docs_selects_v1() -> None:
     assert url == f"{AZURE_HOST}/openai/deployments/d/chat/completions"
 
 
-@pytest.mark.xfail(
-    reason="the fake provider (llmstash.testing) serves no /openai/v1/... routes yet",
-    raises=NotFoundError,
-    strict=True,
-)
 @pytest.mark.parametrize("version", ["v1", "preview"])
 async def test_v1_against_the_fake(llm: None, provider: FakeProvider, version: str) -> None:
     response = await llmstash.acompletion(

@@ -47,6 +47,7 @@ _OPENAI_PATHS = {
     "/embeddings": "embeddings",
 }
 _AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
+_AZURE_V1_PATHS = {"/openai/v1/chat/completions": "chat", "/openai/v1/embeddings": "embeddings"}
 _ANTHROPIC_PATH = "/v1/messages"
 _MODELS_PATH = re.compile(r"(?:/v1)?/models(?:/([^/]+))?")
 _ADMIN_PREFIX = "/_fake/"
@@ -502,7 +503,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         deployment = None
         endpoint = _OPENAI_PATHS.get(request.path)
-        if endpoint is None:
+        v1 = _AZURE_V1_PATHS.get(request.path)
+        if v1 is not None:
+            # Azure's v1 API: no api-version (or "preview"), the deployment named by "model".
+            endpoint = v1
+            _require_post(request)
+            version = request.query.get("api-version")
+            if version not in (None, "preview"):
+                raise InvalidRequest(f"api-version {version!r} is not supported on /openai/v1")
+            _require_azure_auth(headers)
+            deployment = _json_object(request).get("model")
+            if not isinstance(deployment, str) or not deployment:
+                raise InvalidRequest("model (the deployment name) is required", param="model")
+        elif endpoint is None:
             match = _AZURE_PATH.fullmatch(request.path)
             if match is None:
                 raise InvalidRequest(f"Unknown path {request.path!r}.", status=404)
@@ -510,12 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
             _require_post(request)
             if "api-version" not in request.query:
                 raise InvalidRequest("Resource not found", status=404)
-            if not (headers.get("api-key") or _bearer(headers)):
-                raise InvalidRequest(
-                    "Access denied due to missing subscription key. Make sure to include the "
-                    "subscription key in the api-key header.",
-                    status=401,
-                )
+            _require_azure_auth(headers)
         else:
             _require_post(request)
             if not _bearer(headers):
@@ -633,6 +641,15 @@ def _json_object(request: RecordedRequest) -> dict[str, Any]:
     if not isinstance(request.json, dict):
         raise InvalidRequest("We could not parse the JSON body of your request.")
     return request.json
+
+
+def _require_azure_auth(headers: Any) -> None:
+    if not (headers.get("api-key") or _bearer(headers)):
+        raise InvalidRequest(
+            "Access denied due to missing subscription key. Make sure to include the "
+            "subscription key in the api-key header.",
+            status=401,
+        )
 
 
 def _require_post(request: RecordedRequest) -> None:
