@@ -11,8 +11,8 @@ import pytest
 
 from llmstash.caching import Cache, CacheBackend
 from llmstash.caching._codec import encode_chat
-from llmstash.types import ModelResponse
 from llmstash.exceptions import CacheBackendError
+from llmstash.types import ModelResponse
 
 THRESHOLD = 3
 RESET = 0.2
