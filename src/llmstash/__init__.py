@@ -32,8 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
-    from ._streams import AsyncStream
-    from ._sync import SyncStream
+    from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
     from .exceptions import (
         APIConnectionError,
@@ -87,8 +86,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
-    "AsyncStream": "._streams",
-    "SyncStream": "._sync",
+    **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
         (

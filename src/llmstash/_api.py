@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from . import _sync
 from ._client import CallSettings, Client
 from ._loops import at_shutdown
+from ._streams import SyncStream
 from .caching import Cache
 from .types import EmbeddingResponse
 
@@ -171,7 +172,7 @@ def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
 
     result = _sync.run(call)
     if kwargs.get("stream"):
-        return _sync.SyncStream(result)
+        return SyncStream(result)
     return result
 
 

@@ -652,7 +652,6 @@ class Client:
             )
         return provider, route
 
-
     def _name_route(self, call: Call, call_type: Literal["chat", "embedding"]) -> None:
         """On a hit, name the provider and server the call would have gone to, as the miss
         did (remembered from the misses of this client; resolved once otherwise)."""

@@ -1,4 +1,5 @@
-"""The stream object ``acompletion(..., stream=True)`` returns, fresh or replayed.
+"""The stream objects ``acompletion(..., stream=True)`` and ``completion(..., stream=True)``
+return, fresh or replayed.
 
 A stream hands the caller the provider's chunks as they come (or a cached entry's chunks, same
 boundaries) and keeps every chunk it saw. Read to its end, a miss is stored — before the last
@@ -13,17 +14,18 @@ kept in the stored entry, so that a plain call served from it has its usage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from . import _sync
 from .types import ModelResponse, ModelResponseStream
 
 if TYPE_CHECKING:
     from ._client import Client
     from ._outcome import Call
 
-__all__ = ["AsyncStream", "replay"]
+__all__ = ["AsyncStream", "SyncStream", "replay"]
 
 
 class AsyncStream:
@@ -150,6 +152,44 @@ class AsyncStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class SyncStream:
+    """A sync iterator of :class:`ModelResponseStream` chunks (what ``completion(...,
+    stream=True)`` returns): an :class:`AsyncStream` driven on llmstash's sync loop, with the
+    same promises (stored when read to its end; ``close()`` early stores nothing)."""
+
+    def __init__(self, stream: AsyncStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[ModelResponseStream]:
+        return self
+
+    def __next__(self) -> ModelResponseStream:
+        try:
+            return _sync.run(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    @property
+    def response(self) -> ModelResponse | None:
+        """The assembled response, once the stream has been read to its end."""
+        return self._stream.response
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether this stream replays a cached entry."""
+        return self._stream.cache_hit
+
+    def close(self) -> None:
+        """Stop early: close the HTTP response; nothing is stored."""
+        _sync.run(self._stream.aclose)
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 async def replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:

@@ -15,12 +15,12 @@ import atexit
 import concurrent.futures
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ._config import DEFAULT_EXIT_FLUSH_TIMEOUT
 
-__all__ = ["SyncStream", "forked", "loop_if_started", "on_fork", "run"]
+__all__ = ["forked", "loop_if_started", "on_fork", "run"]
 
 T = TypeVar("T")
 
@@ -110,42 +110,6 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     except KeyboardInterrupt:
         future.cancel()
         raise
-
-
-class SyncStream:
-    """A sync iterator over an async stream running on the sync loop."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            return run(self._stream.__anext__)
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    @property
-    def response(self) -> Any:
-        """The assembled response, once the stream has been read to its end."""
-        return self._stream.response
-
-    @property
-    def cache_hit(self) -> bool:
-        """Whether this stream replays a cached entry."""
-        return bool(self._stream.cache_hit)
-
-    def close(self) -> None:
-        """Stop early: close the HTTP response; nothing is stored."""
-        run(self._stream.aclose)
-
-    def __enter__(self) -> SyncStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 _exit_hooks: list[Callable[[], Awaitable[None]]] = []
