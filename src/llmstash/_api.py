@@ -158,7 +158,7 @@ async def acompletion(
         params["num_retries"] = num_retries
     if mock_response is not None:
         params["mock_response"] = mock_response
-    return await _load_client()._complete(_settings(), True, model, messages, **params)
+    return await _load_client()._complete(_settings(), True, model, messages, params)
 
 
 def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
@@ -168,7 +168,7 @@ def completion(model: str, messages: Any = None, **kwargs: Any) -> Any:
     settings = _settings()
 
     async def call() -> Any:
-        return await _load_client()._complete(settings, False, model, messages, **kwargs)
+        return await _load_client()._complete(settings, False, model, messages, kwargs)
 
     result = _sync.run(call)
     if kwargs.get("stream"):

@@ -216,25 +216,13 @@ class Client:
     async def acompletion(self, model: str, messages: Any = None, **kwargs: Any) -> Any:
         """A chat completion (``stream=True``: an :class:`AsyncStream`); see
         :func:`llmstash.acompletion` for the arguments."""
-        return await self._complete(self._own_settings(), True, model, messages, **kwargs)
+        return await self._complete(self._own_settings(), True, model, messages, kwargs)
 
     async def aembedding(self, model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
         """Embeddings; see :func:`llmstash.aembedding` for the arguments."""
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
 
     async def _complete(
-        self, settings: CallSettings, is_async: bool, model: Any, messages: Any, **kwargs: Any
-    ) -> Any:
-        """A chat call; ``kwargs`` holds the arguments of :func:`llmstash.acompletion`."""
-        try:
-            return await self._chat(settings, is_async, model, messages, kwargs)
-        finally:
-            # Let the callback events of earlier calls run: a tight loop of in-memory hits
-            # never waits on anything else, and would pile events up until some are dropped.
-            if self._dispatcher.backlogged:
-                await self._dispatcher.pace()
-
-    async def _chat(
         self,
         settings: CallSettings,
         is_async: bool,
@@ -242,42 +230,53 @@ class Client:
         messages: Any,
         kwargs: dict[str, Any],
     ) -> Any:
-        start = time.time()
-        self._check_open()
-        req = prepare(
-            settings, "acompletion" if is_async else "completion", is_async, model, kwargs
-        )
-        req.messages = check_messages(messages)
-        call = Call(req, settings, self._dispatcher, start)
-        cache = req.cache
-        if cache is not None:
-            key = call.key = _text_safe(
-                cache.chat_cache_key, req.model, req.messages, req.key_params(), req.controls.raw
+        """A chat call; ``kwargs`` holds the arguments of :func:`llmstash.acompletion`."""
+        try:
+            start = time.time()
+            self._check_open()
+            req = prepare(
+                settings, "acompletion" if is_async else "completion", is_async, model, kwargs
             )
-            if not req.controls.no_cache:
-                max_age = req.controls.max_age
-                while True:
-                    found = cache.lookup_nowait(key, max_age)
-                    entry = await cache.alookup(key, max_age) if found is NEEDS_IO else found
-                    if entry is not None:
-                        served = self._serve(call, entry)  # type: ignore[arg-type]
-                        if served is not None:
-                            return served
-                    shared = await self._flights.wait(key)
-                    if shared is RETRY:
-                        continue
-                    if isinstance(shared, Exception):
-                        raise shared
-                    if isinstance(shared, bytes):
-                        served = self._serve(call, _decode_shared(shared), coalesced=True)
-                        if served is not None:
-                            return served
-                    elif shared is LEAD:
-                        self._flights.lead(call)
-                    break
-        if req.stream:
-            return await self._stream_miss(call)
-        return await self._chat_miss(call)
+            req.messages = check_messages(messages)
+            call = Call(req, settings, self._dispatcher, start)
+            cache = req.cache
+            if cache is not None:
+                try:
+                    key = call.key = cache.chat_cache_key(
+                        req.model, req.messages, req.key_params(), req.controls.raw
+                    )
+                except UnicodeEncodeError:
+                    raise _not_unicode() from None
+                if not req.controls.no_cache:
+                    max_age = req.controls.max_age
+                    while True:
+                        entry = cache.lookup_nowait(key, max_age)
+                        if entry is NEEDS_IO:
+                            entry = await cache.alookup(key, max_age)
+                        if entry is not None:
+                            served = self._serve(call, entry)
+                            if served is not None:
+                                return served
+                        shared = await self._flights.wait(key)
+                        if shared is RETRY:
+                            continue
+                        if isinstance(shared, Exception):
+                            raise shared
+                        if isinstance(shared, bytes):
+                            served = self._serve(call, _decode_shared(shared), coalesced=True)
+                            if served is not None:
+                                return served
+                        elif shared is LEAD:
+                            self._flights.lead(call)
+                        break
+            if req.stream:
+                return await self._stream_miss(call)
+            return await self._chat_miss(call)
+        finally:
+            # Let the callback events of earlier calls run: a tight loop of in-memory hits
+            # never waits on anything else, and would pile events up until some are dropped.
+            if self._dispatcher.backlogged:
+                await self._dispatcher.pace()
 
     def _serve(self, call: Call, entry: Entry | None, *, coalesced: bool = False) -> Any:
         """A hit: the entry in the caller's mode (plain or stream), or ``None`` when it cannot
@@ -482,13 +481,12 @@ class Client:
         tokens = [0] * n
         keys: list[str] = []
         if cache is not None:
-            keys = _text_safe(
-                cache.input_cache_keys,
-                inputs,
-                model=req.model,
-                **req.key_params(),
-                cache=req.controls.raw,
-            )
+            try:
+                keys = cache.input_cache_keys(
+                    inputs, model=req.model, **req.key_params(), cache=req.controls.raw
+                )
+            except UnicodeEncodeError:
+                raise _not_unicode() from None
             if not req.controls.no_cache:
                 for i, entry in enumerate(await cache.alookup_many(keys, req.controls.max_age)):
                     if isinstance(entry, EmbeddingEntry):
@@ -696,15 +694,12 @@ def _worth_falling_back(exc: Exception) -> bool:
     return False
 
 
-def _text_safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a key function; text that is not valid Unicode is the caller's mistake."""
-    try:
-        return fn(*args, **kwargs)
-    except UnicodeEncodeError:
-        raise InvalidRequestError(
-            "the call holds text that is not valid Unicode (a lone surrogate such as "
-            "'\\ud800'); clean it before sending"
-        ) from None
+def _not_unicode() -> InvalidRequestError:
+    """Text that is not valid Unicode is the caller's mistake."""
+    return InvalidRequestError(
+        "the call holds text that is not valid Unicode (a lone surrogate such as "
+        "'\\ud800'); clean it before sending"
+    )
 
 
 def _decode_shared(data: bytes) -> Entry | None:

@@ -67,7 +67,7 @@ def completion_cost(model: str, usage: Usage | None) -> float | None:
     """USD cost of a chat completion's tokens, or ``None`` if the model or usage is unknown."""
     if usage is None:
         return None
-    prices = _CHAT_PRICES.get(_table_name(model, _CHAT_MODELS) or "")
+    prices = _chat_prices(model)
     if prices is None:
         return None
     prompt, completion = prices
@@ -83,6 +83,13 @@ def embedding_cost(model: str, usage: Usage | None) -> float | None:
     if price is None:
         return None
     return usage.prompt_tokens * price / 1_000_000
+
+
+@functools.lru_cache(maxsize=512)
+def _chat_prices(model: str) -> tuple[float, float] | None:
+    """The chat price table's entry for ``model`` (memoised by model name alone: the table is
+    fixed, and hashing it with every lookup would cost more than the lookup)."""
+    return _CHAT_PRICES.get(_table_name(model, _CHAT_MODELS) or "")
 
 
 @functools.lru_cache(maxsize=512)

@@ -149,7 +149,7 @@ def succeed(
         hidden["coalesced"] = True
     if extra:
         hidden.update(extra)
-    response._hidden_params = hidden
+    response.__dict__["_llmstash_hidden"] = hidden  # what response._hidden_params reads
     settings = call.settings
     if settings.has_hooks:
         kwargs = call.event_kwargs()

@@ -154,44 +154,50 @@ def prepare(
     """Split ``kwargs`` by :data:`PARAMS` and validate everything but messages or input.
     An argument set to ``None`` counts as not passed."""
     req = Request(call_type, is_async, check_model(model))
-    if kwargs.pop("stream", False):
-        req.stream = True
-    given = {k: v for k, v in kwargs.items() if v is not None}
-    ours = given.keys() & _NAMES
+    # One pass: a call has a handful of arguments, and this runs on every cache hit.
+    params: dict[str, Any] = {}
+    ours: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if value is not None:
+            if name in _NAMES:
+                ours[name] = value
+            else:
+                params[name] = value
+    caching = None
+    controls = _NO_CONTROLS
     if ours:
-        params = {k: v for k, v in given.items() if k not in _NAMES}
-        _read_engine_args(req, given, ours)
-        if "headers" in ours or "organization" in ours:
-            _lift_headers(params, given.get("headers"), given.get("organization"))
-    else:
-        params = given
+        caching, controls = _read_engine_args(req, ours, params)
     if params:
         _check_provider_params(params)
         options = params.get("stream_options")
         if options is not None:
             req.wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
     req.params = params
-    timeout = given.get("timeout", given.get("request_timeout")) if ours else None
-    if timeout is not None or settings.timeout is not None:
-        req.timeout = _timeout(timeout, settings.timeout)
-    retries = given.get("num_retries", given.get("max_retries")) if ours else None
-    if retries is not None or settings.num_retries is not None:
-        req.num_retries = _retries(retries, settings.num_retries)
-    raw_controls = given.get("cache") if ours else None
-    ttl = given.get("ttl") if ours else None
-    if raw_controls is not None and not isinstance(raw_controls, Mapping):
-        raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
-    controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
+    if settings.timeout is not None and _TIMEOUTS.isdisjoint(ours):
+        req.timeout = _timeout(None, settings.timeout)
+    if settings.num_retries is not None and _RETRIES.isdisjoint(ours):
+        req.num_retries = _retries(None, settings.num_retries)
     req.controls = controls
     cache = settings.cache
-    if cache is not None and _should_cache(cache, given.get("caching"), controls, call_type):
-        req.cache = cache
-        req.ttl = controls.ttl if controls.ttl is not None else cache.ttl
+    if cache is not None and caching is not False and call_type in cache.supported_call_types:
+        if cache.mode == "default_on" or caching is True or controls.use_cache:
+            req.cache = cache
+            req.ttl = controls.ttl if controls.ttl is not None else cache.ttl
     return req
 
 
-def _read_engine_args(req: Request, given: dict[str, Any], ours: set[str]) -> None:
-    """The engine's own arguments present in a call (``ours``), checked."""
+_TIMEOUTS: Final = frozenset({"timeout", "request_timeout"})
+_RETRIES: Final = frozenset({"num_retries", "max_retries"})
+
+
+def _read_engine_args(
+    req: Request, ours: dict[str, Any], params: dict[str, Any]
+) -> tuple[Any, Controls]:
+    """The engine's own arguments present in a call (``ours``), checked; returns ``caching``
+    and the cache controls."""
+    given = ours
+    if "stream" in ours:
+        req.stream = bool(given["stream"])
     if "mock_response" in ours:
         req.mock_response = given["mock_response"]
     if "api_base" in ours or "base_url" in ours:
@@ -234,14 +240,18 @@ def _read_engine_args(req: Request, given: dict[str, Any], ours: set[str]) -> No
             _optional_price(given.get("input_cost_per_token"), "input_cost_per_token"),
             _optional_price(given.get("output_cost_per_token"), "output_cost_per_token"),
         )
-
-
-def _should_cache(cache: Cache, caching: Any, controls: Controls, call_type: str) -> bool:
-    if caching is False or call_type not in cache.supported_call_types:
-        return False
-    if cache.mode == "default_off":
-        return caching is True or controls.use_cache
-    return True
+    if "headers" in ours or "organization" in ours:
+        _lift_headers(params, given.get("headers"), given.get("organization"))
+    if not _TIMEOUTS.isdisjoint(ours):
+        req.timeout = _timeout(given.get("timeout", given.get("request_timeout")), None)
+    if not _RETRIES.isdisjoint(ours):
+        req.num_retries = _retries(given.get("num_retries", given.get("max_retries")), None)
+    raw_controls = given.get("cache")
+    if raw_controls is not None and not isinstance(raw_controls, Mapping):
+        raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
+    ttl = given.get("ttl")
+    controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
+    return given.get("caching"), controls
 
 
 def _optional_str(value: Any, name: str) -> str | None:

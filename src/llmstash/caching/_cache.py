@@ -4,6 +4,7 @@ stores, leases — over a :class:`CacheBackend` that only moves bytes."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 import weakref
@@ -50,14 +51,11 @@ _LEASE_POLL: Final = 0.05
 """Seconds between a lease waiter's looks for the entry and for the lease's release."""
 
 
-class _NeedsIO:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEEDS_IO"
+class _NeedsIO(enum.Enum):
+    NEEDS_IO = "NEEDS_IO"
 
 
-NEEDS_IO: Final = _NeedsIO()
+NEEDS_IO: Final = _NeedsIO.NEEDS_IO
 """What :meth:`Cache.lookup_nowait` answers when the lookup has to wait on the backend."""
 
 
@@ -305,7 +303,7 @@ class Cache:
         """The decoded entry under ``key``, or ``None``. Never raises for backend trouble."""
         fast = self.lookup_nowait(key, max_age)
         if fast is not NEEDS_IO:
-            return fast  # type: ignore[return-value]
+            return fast
         raw = await self._guarded_get([key])
         return self._decode(key, raw[0] if raw else None, max_age)
 
