@@ -28,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import Config, Iterations  # noqa: E402
+from _common import API_KEY, CHAT_MODEL, Config, Iterations, messages  # noqa: E402
 from _report import build_rows, chart, markdown_table, text_table  # noqa: E402
 from _services import FakeProviderProcess, RedisProcess, bench_env  # noqa: E402
 
@@ -170,6 +170,95 @@ def bench_imports(it: Iterations, with_litellm: bool) -> dict[str, dict[str, Any
             print(f"[imports] LiteLLM import failed: {exc}")
     print("[imports] done", flush=True)
     return out
+
+
+# A fresh process that imports llmstash, makes a Redis cache and serves its first call from it,
+# against one that imports httpx and anyio and reads the same answer with a raw RESP GET.
+_FIRST_HIT_CODE = """
+import sys, time
+t = time.perf_counter()
+import asyncio, llmstash
+from llmstash.caching import Cache
+llmstash.cache = Cache(type="redis", host={host!r}, port={port}, namespace="bench-first")
+r = asyncio.run(llmstash.acompletion(
+    model={model!r}, messages={messages!r}, api_base={base!r}, api_key={key!r}))
+d = time.perf_counter() - t
+assert r._hidden_params["cache_hit"] is {hit}, r._hidden_params
+print(d)
+"""
+_FIRST_GET_CODE = """
+import time
+t = time.perf_counter()
+import asyncio, json, httpx, anyio
+
+async def get():
+    reader, writer = await asyncio.open_connection({host!r}, {port})
+    key = b"bench:first:floor"
+    writer.write(b"*2\\r\\n$3\\r\\nGET\\r\\n$%d\\r\\n%s\\r\\n" % (len(key), key))
+    size = int((await reader.readline())[1:])
+    value = await reader.readexactly(size + 2)
+    writer.close()
+    await writer.wait_closed()
+    return json.loads(value[:-2])
+
+assert asyncio.run(get())["choices"]
+print(time.perf_counter() - t)
+"""
+
+
+def _run_code(code: str) -> float:
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=bench_env(write_bytecode=True),
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-400:])
+    return float(proc.stdout.split()[-1])
+
+
+def bench_first_hit(it: Iterations, cfg: Config, provider_json: bytes) -> dict[str, dict[str, Any]]:
+    """Fresh process: import + ``Cache(type="redis")`` + the first call, a hit (DESIGN §3)."""
+    print("[first hit] running ...", flush=True)
+    assert cfg.redis_host is not None and cfg.redis_port is not None
+    import redis as redis_sync
+
+    with redis_sync.Redis(host=cfg.redis_host, port=cfg.redis_port) as client:
+        client.set("bench:first:floor", provider_json)
+    fields = {
+        "host": cfg.redis_host,
+        "port": cfg.redis_port,
+        "model": CHAT_MODEL,
+        "messages": messages("first hit"),
+        "base": cfg.url + "/v1",
+        "key": API_KEY,
+    }
+    _run_code(_FIRST_HIT_CODE.format(**fields, hit=False))  # the miss that stores the entry
+    _run_code(_FIRST_GET_CODE.format(**fields))  # bytecode written, files cached
+    ours: list[float] = []
+    base: list[float] = []
+    for _ in range(it.imports):
+        ours.append(_run_code(_FIRST_HIT_CODE.format(**fields, hit=True)))
+        base.append(_run_code(_FIRST_GET_CODE.format(**fields)))
+    print("[first hit] done", flush=True)
+    return {"first_hit": {"llmstash": _time_summary(ours), "floor": _time_summary(base)}}
+
+
+def _provider_json(url: str) -> bytes:
+    """The fake provider's answer to the first-hit question, as the floor stores it."""
+    import httpx
+
+    reply = httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": messages("first hit")},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
+    reply.raise_for_status()
+    return reply.content
 
 
 def merge(into: dict[str, dict[str, Any]], part: dict[str, dict[str, Any]]) -> None:
@@ -422,6 +511,8 @@ def main() -> int:
             )
         else:
             notes.append("Run with --no-litellm: LiteLLM's columns are empty.")
+        if redis is not None:
+            merge(workloads, bench_first_hit(it, cfg, _provider_json(fake.url)))
     merge(workloads, bench_imports(it, run_litellm))
 
     rows = build_rows(workloads, run_litellm)

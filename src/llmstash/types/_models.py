@@ -407,20 +407,40 @@ def decode_json(data: bytes | str, type: builtins.type[_T]) -> _T:
     return obj
 
 
+_SHAPES: dict[type, tuple[frozenset[str], tuple[tuple[str, bool], ...]]] = {}
+
+
+def _shape(cls: type) -> tuple[frozenset[str], tuple[tuple[str, bool], ...]]:
+    """A response type's field names, and its fields that hold response objects (``True``:
+    a list of them); worked out once per type."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        import msgspec.inspect as mi
+
+        nested: list[tuple[str, bool]] = []
+        for field in mi.type_info(cls).fields:  # type: ignore[attr-defined]
+            kind = field.type
+            options = kind.types if isinstance(kind, mi.UnionType) else (kind,)
+            for option in options:
+                if isinstance(option, mi.StructType):
+                    nested.append((field.name, False))
+                elif isinstance(option, mi.ListType) and isinstance(option.item_type, mi.StructType):
+                    nested.append((field.name, True))
+        shape = _SHAPES[cls] = (frozenset(cls.__struct_fields__), tuple(nested))  # type: ignore[attr-defined]
+    return shape
+
+
 def _attach_extras(obj: _Model, raw: dict[str, Any]) -> None:
-    fields = obj.__struct_fields__
-    extra = {k: v for k, v in raw.items() if k not in fields}
-    if extra:
-        obj.model_extra = extra
-    for name in fields:
+    fields, nested = _shape(type(obj))
+    if not fields.issuperset(raw):
+        obj.model_extra = {k: v for k, v in raw.items() if k not in fields}
+    for name, is_list in nested:
         value = getattr(obj, name)
-        if isinstance(value, _Model):
-            sub = raw.get(name)
-            if isinstance(sub, dict):
-                _attach_extras(value, sub)
-        elif type(value) is list and value and isinstance(value[0], _Model):
-            subs = raw.get(name)
-            if isinstance(subs, list):
-                for item, sub in zip(value, subs, strict=False):
-                    if isinstance(item, _Model) and isinstance(sub, dict):
-                        _attach_extras(item, sub)
+        sub = raw.get(name)
+        if is_list:
+            if value and type(sub) is list:
+                for item, part in zip(value, sub, strict=False):
+                    if type(part) is dict:
+                        _attach_extras(item, part)
+        elif value is not None and type(sub) is dict:
+            _attach_extras(value, sub)
