@@ -21,7 +21,6 @@ import base64
 import enum
 import logging
 import time
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -33,6 +32,7 @@ from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_TIMEOUT
 from ._flight import LEAD, RETRY, Flights, take_lease
 from ._loops import at_shutdown
+from ._mocks import mock_chat, mock_embedding
 from ._outcome import Call, fail, price, succeed
 from ._request import CallSettings, Request, check_inputs, check_messages, prepare
 from ._streaming import assemble_chunks, response_to_chunks
@@ -60,11 +60,9 @@ from .exceptions import (
 )
 from .providers import Provider, Route, resolve
 from .types import (
-    Choices,
     Embedding,
     EmbeddingResponse,
     FloatVector,
-    Message,
     ModelResponse,
     ModelResponseStream,
     Usage,
@@ -314,7 +312,7 @@ class Client:
         leased = False
         try:
             if req.mock_response is not None:
-                response = _mock_chat(req)
+                response = mock_chat(req)
             else:
                 if key is not None and cache is not None and cache.lease is not None:
                     leased, entry = await take_lease(cache, key)
@@ -378,7 +376,7 @@ class Client:
         try:
             source: AsyncIterator[ModelResponseStream]
             if req.mock_response is not None:
-                source = replay(response_to_chunks(_mock_chat(req)))
+                source = replay(response_to_chunks(mock_chat(req)))
             else:
                 if key is not None and cache is not None and cache.lease is not None:
                     leased, entry = await take_lease(cache, key)
@@ -508,7 +506,7 @@ class Client:
             asked = [inputs[i] for i in missing]
             try:
                 if req.mock_response is not None:
-                    fresh = _mock_embedding(req.mock_response, asked)
+                    fresh = mock_embedding(req.mock_response, asked)
                 else:
                     fresh = await self._ask_embedding(call, asked)
                 by_index = {d.index: d.embedding for d in fresh.data}
@@ -734,49 +732,3 @@ def _as_b64(vec: Any) -> Any:
             vec = FloatVector(array.array("f", vec.tolist()))
         return base64.b64encode(vec.tobytes()).decode()
     return vec
-
-
-def _words(text: Any) -> int:
-    return len(str(text).split()) if text else 0
-
-
-def _mock_chat(req: Request) -> ModelResponse:
-    mock = req.mock_response
-    if isinstance(mock, BaseException):
-        raise mock
-    if isinstance(mock, ModelResponse):
-        return mock
-    content = str(mock)
-    prompt = sum(_words(m.get("content")) for m in req.messages or ())
-    completion = _words(content)
-    return ModelResponse(
-        id=f"chatcmpl-mock-{uuid.uuid4().hex}",
-        choices=[Choices(message=Message(content=content), finish_reason="stop")],
-        created=int(time.time()),
-        model=req.model,
-        usage=Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-        ),
-    )
-
-
-def _mock_embedding(mock_response: Any, inputs: list[Any]) -> EmbeddingResponse:
-    if isinstance(mock_response, BaseException):
-        raise mock_response
-    if isinstance(mock_response, str):
-        try:
-            values = [float(x) for x in mock_response.split(",") if x.strip()]
-        except ValueError:
-            raise InvalidRequestError(
-                "embedding mock_response must be comma-separated floats, e.g. '0.1,0.2'"
-            ) from None
-    elif isinstance(mock_response, (list, tuple)):
-        values = [float(x) for x in mock_response]
-    else:
-        values = [0.0]
-    tokens = sum(_words(x) if isinstance(x, str) else len(x) for x in inputs)
-    return EmbeddingResponse(
-        data=[Embedding(embedding=FloatVector(values), index=i) for i in range(len(inputs))],
-        model="mock",
-        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
-    )

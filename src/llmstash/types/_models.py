@@ -424,7 +424,9 @@ def _shape(cls: type) -> tuple[frozenset[str], tuple[tuple[str, bool], ...]]:
             for option in options:
                 if isinstance(option, mi.StructType):
                     nested.append((field.name, False))
-                elif isinstance(option, mi.ListType) and isinstance(option.item_type, mi.StructType):
+                elif isinstance(option, mi.ListType) and isinstance(
+                    option.item_type, mi.StructType
+                ):
                     nested.append((field.name, True))
         shape = _SHAPES[cls] = (frozenset(cls.__struct_fields__), tuple(nested))  # type: ignore[attr-defined]
     return shape
