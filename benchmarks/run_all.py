@@ -101,6 +101,21 @@ _IMPORT_CODE = (
 NO_CLICK = "sys.modules['click'] = None\n"
 
 
+def _python(code: str) -> str:
+    """What ``code`` prints, run in a fresh interpreter (bytecode written)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=bench_env(write_bytecode=True),
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"a benchmark script failed: {proc.stderr.strip()[-400:]}")
+    return proc.stdout
+
+
 def import_times(
     mods: str, runs: int, *, warm: bool = True, prelude: str = ""
 ) -> tuple[list[float], bool]:
@@ -110,17 +125,7 @@ def import_times(
     redis_loaded = False
     skip = 1 if warm else 0
     for k in range(runs + skip):
-        proc = subprocess.run(
-            [sys.executable, "-c", _IMPORT_CODE.format(mods=mods, prelude=prelude)],
-            capture_output=True,
-            text=True,
-            env=bench_env(write_bytecode=True),
-            timeout=120,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"import {mods} failed: {proc.stderr.strip()[-300:]}")
-        seconds, loaded = proc.stdout.split()
+        seconds, loaded = _python(_IMPORT_CODE.format(mods=mods, prelude=prelude)).split()
         redis_loaded = loaded == "True"
         if k >= skip:
             samples.append(float(seconds))
@@ -207,17 +212,8 @@ print(time.perf_counter() - t)
 
 
 def _run_code(code: str) -> float:
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=bench_env(write_bytecode=True),
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip()[-400:])
-    return float(proc.stdout.split()[-1])
+    """The seconds a script prints last."""
+    return float(_python(code).split()[-1])
 
 
 def bench_first_hit(it: Iterations, cfg: Config, provider_json: bytes) -> dict[str, dict[str, Any]]:
