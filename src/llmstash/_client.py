@@ -119,7 +119,7 @@ class Client:
         self._default = False
         self._watcher: object | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._http_watcher: object | None = None
+        self._loop_watcher: object | None = None
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -192,23 +192,28 @@ class Client:
         self._flights = Flights()
         self._slots = {}
         if self._owns_http:
-            self._http = None  # closed with its loop (see http), or never made
+            self._http = None  # closed with its loop (below), or never made
+
+        async def end_of_loop() -> None:
+            # The loop is shutting down: close what this client opened on it.
+            http = self._http
+            if http is not None and self._owns_http and self._loop is loop:
+                self._http = None
+                await http.aclose()
+            if self.cache is not None:
+                await self.cache.aclose()  # its connections of this loop
+
+        self._loop_watcher = at_shutdown(loop, end_of_loop)
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The pooled HTTP client of the current event loop (made on first use there, and
         closed when that loop shuts down)."""
         if self._http is None:
-            http = self._http = httpx.AsyncClient(
+            self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
                 timeout=DEFAULT_TIMEOUT,
             )
-            loop = asyncio.get_running_loop()
-
-            async def close() -> None:
-                await http.aclose()
-
-            self._http_watcher = at_shutdown(loop, close, wanted=lambda: not http.is_closed)
         return self._http
 
     async def acompletion(self, model: str, messages: Any = None, **kwargs: Any) -> Any:

@@ -197,11 +197,19 @@ def _read_engine_args(
     and the cache controls."""
     given = ours
     if "stream" in ours:
-        req.stream = bool(given["stream"])
+        stream = given["stream"]
+        if not isinstance(stream, bool):
+            raise InvalidRequestError(f"stream must be True or False, got {stream!r}")
+        req.stream = stream
     if "mock_response" in ours:
         req.mock_response = given["mock_response"]
     if "api_base" in ours or "base_url" in ours:
-        req.api_base = _optional_str(given.get("api_base", given.get("base_url")), "api_base")
+        base = _optional_str(given.get("api_base", given.get("base_url")), "api_base")
+        if base is not None and not base.lower().startswith(("http://", "https://")):
+            raise InvalidRequestError(
+                f"api_base must be an http:// or https:// URL, got {base[:80]!r}"
+            )
+        req.api_base = base
     if "api_key" in ours:
         req.api_key = _optional_str(given["api_key"], "api_key")
     if "api_version" in ours:

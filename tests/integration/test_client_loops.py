@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 
 import pytest
 
@@ -17,11 +18,19 @@ from llmstash.exceptions import ClientClosedError, EventLoopMismatchError
 MSGS = [{"role": "user", "content": "loops"}]
 
 
-def test_a_client_reused_across_asyncio_run(provider) -> None:
+@pytest.mark.parametrize("cache", ["local", "redis"])
+def test_a_client_reused_across_asyncio_run(provider, redis_url, cache) -> None:
+    namespace = f"loops-{uuid.uuid4().hex}"
+    made = (
+        "Cache()"
+        if cache == "local"
+        else f"Cache(url={redis_url!r}, type='redis', namespace={namespace!r})"
+    )
     script = textwrap.dedent(
         f"""
         import asyncio, os, llmstash
-        client = llmstash.Client(cache=llmstash.Cache())
+        from llmstash import Cache
+        client = llmstash.Client(cache={made})
         async def ask(i):
             r = await client.acompletion(
                 model="gpt-4o-mini", messages=[{{"role": "user", "content": f"q{{i % 3}}"}}],

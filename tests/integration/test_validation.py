@@ -121,6 +121,9 @@ async def test_error_responses_do_not_carry_the_key(provider, llm):
     ("kwargs", "named"),
     [
         ({"api_base": 123}, "api_base"),
+        ({"api_base": "localhost:8000/v1"}, "api_base"),
+        ({"api_base": "not a url"}, "api_base"),
+        ({"stream": "yes"}, "stream"),
         ({"api_key": ["sk"]}, "api_key"),
         ({"api_version": 2024}, "api_version"),
         ({"extra_body": [1]}, "extra_body"),

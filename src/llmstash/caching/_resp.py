@@ -119,7 +119,9 @@ class _Protocol(asyncio.Protocol):
 
     def close(self) -> None:
         self.open = False
-        if self._transport is not None:
+        if self._transport is not None and not self._loop.is_closed():
+            # (A loop that has closed can no longer close its transports; its sockets go with
+            # the process.)
             self._transport.close()
 
     def closing(self) -> bool:
