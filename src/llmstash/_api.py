@@ -74,8 +74,7 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
             if isinstance(cache, Cache):
                 await cache.aclose()
 
-    # Kept alive as long as the client.
-    client._watcher = at_shutdown(loop, close, wanted=lambda: _clients.get(loop) is client)
+    client._watcher = at_shutdown(loop, close)
 
 
 def _forget_closed_loops() -> None:

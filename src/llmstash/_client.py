@@ -22,6 +22,7 @@ import enum
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Literal
@@ -31,7 +32,7 @@ import httpx
 from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_TIMEOUT
 from ._flight import LEAD, RETRY, Flights, take_lease
-from ._loops import at_shutdown
+from ._loops import Registration, at_shutdown
 from ._mocks import mock_chat, mock_embedding
 from ._outcome import Call, fail, price, succeed
 from ._request import CallSettings, Request, check_inputs, check_messages, prepare
@@ -119,7 +120,7 @@ class Client:
         self._default = False
         self._watcher: object | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_watcher: object | None = None
+        self._loop_watcher: Registration | None = None
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -149,6 +150,8 @@ class Client:
         await self._dispatcher.aflush()
         if self.cache is not None:
             await self.cache.aflush_writes()
+        if self._loop_watcher is not None:
+            self._loop_watcher.cancel()
         if self._http is not None and self._owns_http:
             await self._http.aclose()
 
@@ -194,14 +197,17 @@ class Client:
         if self._owns_http:
             self._http = None  # closed with its loop (below), or never made
 
+        if self._loop_watcher is not None:
+            self._loop_watcher.cancel()
+        me = weakref.ref(self)
+
         async def end_of_loop() -> None:
-            # The loop is shutting down: close what this client opened on it.
-            http = self._http
-            if http is not None and self._owns_http and self._loop is loop:
-                self._http = None
-                await http.aclose()
-            if self.cache is not None:
-                await self.cache.aclose()  # its connections of this loop
+            # The loop is shutting down: close the HTTP pool this client opened on it.
+            client = me()
+            if client is not None and client._loop is loop and client._owns_http:
+                http, client._http = client._http, None
+                if http is not None:
+                    await http.aclose()
 
         self._loop_watcher = at_shutdown(loop, end_of_loop)
 

@@ -100,3 +100,33 @@ def test_a_callers_http_client_of_an_ended_loop_is_refused(provider) -> None:
             )
 
     asyncio.run(second())
+
+
+def test_a_client_per_request_on_one_loop_is_freed_and_the_loop_ends_cleanly(provider) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, gc, weakref, llmstash
+        refs = []
+        async def main():
+            for i in range(1100):
+                async with llmstash.Client() as client:
+                    await client.acompletion(
+                        model="gpt-4o-mini", messages=[{{"role": "user", "content": "q"}}],
+                        api_base={provider.openai_base!r}, api_key="sk-x", mock_response="m",
+                    )
+                refs.append(weakref.ref(client))
+                del client
+            gc.collect()
+            print(sum(r() is not None for r in refs))
+        asyncio.run(main())
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(main())
+        loop.close()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "0"]  # closed clients are not kept alive by their loop
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]

@@ -21,6 +21,7 @@ from .._config import (
     DEFAULT_MEMORY_MAX_BYTES,
     DEFAULT_MEMORY_MAX_SIZE,
 )
+from .._loops import at_shutdown
 from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
 from ._codec import Entry, decode, decode_expiry
@@ -536,6 +537,15 @@ class _Backends:
             assert self.factory is not None
             spare, self.spare = self.spare, None
             backend = self.per_loop[loop] = spare if spare is not None else self.factory()
+            made = backend
+
+            async def end_of_loop() -> None:
+                # The loop is shutting down: its connections go with it.
+                if self.per_loop.get(loop) is made:
+                    del self.per_loop[loop]
+                await made.aclose()
+
+            at_shutdown(loop, end_of_loop)
         return backend
 
     def close_soon(self) -> None:
