@@ -328,6 +328,7 @@ def _lift_headers(params: dict[str, Any], headers: Any, organization: Any) -> No
 
 
 _SDK_PREFIXES: Final = ("litellm_", "_litellm", "mock_")
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
 _warned: set[str] = set()
 
 
@@ -340,6 +341,9 @@ def _check_provider_params(params: dict[str, Any]) -> None:
     extra_body = params.get("extra_body")
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise InvalidRequestError("extra_body must be a dict of extra JSON fields")
+    options = params.get("stream_options")
+    if options is not None and not isinstance(options, Mapping):
+        raise InvalidRequestError("stream_options must be a dict, e.g. {'include_usage': True}")
     fmt = params.get("response_format")
     if isinstance(fmt, type) and hasattr(fmt, "model_json_schema"):
         params["response_format"] = {
@@ -362,12 +366,13 @@ def _check_provider_params(params: dict[str, Any]) -> None:
 
 
 def _finite(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
+    if type(value) in _PLAIN:
+        return True
+    if isinstance(value, float):
         return math.isfinite(value)
-    if kind is dict:
+    if isinstance(value, Mapping):
         return all(_finite(v) for v in value.values())
-    if kind is list or kind is tuple:
+    if isinstance(value, (list, tuple)):
         return all(_finite(v) for v in value)
     return True
 

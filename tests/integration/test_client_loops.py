@@ -124,9 +124,7 @@ def test_a_client_per_request_on_one_loop_is_freed_and_the_loop_ends_cleanly(pro
         loop.close()
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["0", "0"]  # closed clients are not kept alive by their loop
     assert "Traceback" not in out.stderr, out.stderr[-2000:]

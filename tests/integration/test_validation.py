@@ -124,6 +124,7 @@ async def test_error_responses_do_not_carry_the_key(provider, llm):
         ({"api_base": "localhost:8000/v1"}, "api_base"),
         ({"api_base": "not a url"}, "api_base"),
         ({"stream": "yes"}, "stream"),
+        ({"stream_options": "x"}, "stream_options"),
         ({"api_key": ["sk"]}, "api_key"),
         ({"api_version": 2024}, "api_version"),
         ({"extra_body": [1]}, "extra_body"),
@@ -176,6 +177,11 @@ async def test_sdk_only_arguments_never_reach_the_provider(provider, llm, caplog
         "_skip_mcp_handler": True,
         "litellm_some_future_option": 1,
         "proxy_server_request": {},
+        "stream_timeout": 5,
+        "client_secret": "azure-client-secret-value",
+        "aws_secret_access_key": "aws-secret-value",
+        "base_model": "gpt-4o",
+        "rpm": 10,
     }
     with caplog.at_level("WARNING", logger="llmstash"):
         r = await llmstash.acompletion(
@@ -192,3 +198,18 @@ async def test_sdk_only_arguments_never_reach_the_provider(provider, llm, caplog
     assert not set(sdk_only) & set(body), body
     warned = [rec.getMessage() for rec in caplog.records]
     assert sum("litellm_some_future_option" in m for m in warned) == 1
+
+
+async def test_token_ids_as_int_keys_are_cached(provider, llm):
+    llmstash.cache = llmstash.Cache()
+    kwargs = {
+        "model": "gpt-4o-mini",
+        "messages": OK,
+        "api_base": provider.openai_base,
+        "api_key": "sk-x",
+        "logit_bias": {50256: -100},
+    }
+    await llmstash.acompletion(**kwargs)
+    again = await llmstash.acompletion(**kwargs)
+    assert again._hidden_params["cache_hit"] is True
+    assert provider.requests[0].json["logit_bias"] == {"50256": -100}

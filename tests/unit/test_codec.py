@@ -154,3 +154,13 @@ def test_stored_bytes_are_compact():
 def test_garbage_is_a_data_error(garbage):
     with pytest.raises(CacheDataError):
         decode(garbage)
+
+
+@pytest.mark.parametrize("where", ["stored_at", "expires_at"])
+def test_times_that_are_not_numbers_are_a_data_error(where):
+    import math
+
+    stored, expires = (math.nan, 0.0) if where == "stored_at" else (1.0, math.nan)
+    body = msgspec.msgpack.encode(make_response())
+    with pytest.raises(CacheDataError):
+        decode(struct.pack("<2sBdd", MAGIC, 1, stored, expires) + body)

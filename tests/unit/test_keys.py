@@ -200,3 +200,28 @@ def test_replaced_key_function_is_used_for_every_input():
     cache = Cache()
     cache.get_cache_key = lambda *a, **kw: f"k-{kw['input']}"  # type: ignore[method-assign]
     assert cache.input_cache_keys(["x", "y"], model="m") == ["k-x", "k-y"]
+
+
+def test_non_string_dict_keys_key_as_json_sends_them():
+    as_ints = make_key({"model": "m", "messages": MSGS, "logit_bias": {50256: -100, 11: 5}})
+    as_strs = make_key({"model": "m", "messages": MSGS, "logit_bias": {"11": 5, "50256": -100}})
+    assert as_ints == as_strs
+
+
+def test_a_pydantic_model_class_anywhere_in_the_parameters_keys():
+    class Schema:
+        @classmethod
+        def model_json_schema(cls):
+            return {"type": "object"}
+
+        def model_dump(self):  # an instance method: a class must not be dumped as a model
+            return {"instance": True}
+
+    fields = {"model": "m", "messages": MSGS, "extra_body": {"guided_json": Schema}}
+    assert make_key(fields) == make_key(dict(fields))
+
+
+def test_headers_override_extra_headers_as_the_call_sends_them():
+    base = {"model": "m", "messages": MSGS}
+    both = make_key({**base, "extra_headers": {"X-T": "a"}, "headers": {"X-T": "b"}})
+    assert both == make_key({**base, "extra_headers": {"X-T": "b"}})

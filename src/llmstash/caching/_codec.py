@@ -15,6 +15,7 @@ turns into a miss.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Final
 
@@ -144,6 +145,8 @@ def decode(data: bytes) -> Entry:
         raise CacheDataError("cache entry too short or not bytes") from exc
     if magic != MAGIC:
         raise CacheDataError("cache entry has an unknown format")
+    if not (math.isfinite(stored_at) and math.isfinite(expires_at)):
+        raise CacheDataError("cache entry has times that are not numbers")
     payload = memoryview(data)[_HEADER_SIZE:]
     try:
         if kind == _CHAT:

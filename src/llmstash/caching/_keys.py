@@ -95,12 +95,14 @@ def key_headers(headers: Any) -> dict[str, str] | None:
 def _enc_hook(obj: Any) -> Any:
     # Pydantic models and classes (response_format=MyModel is common), then anything else by
     # its type and repr: unusual, but never an error on the key path.
-    dump = getattr(obj, "model_dump", None)
-    if callable(dump):
-        return dump()
-    schema = getattr(obj, "model_json_schema", None)
-    if callable(schema):
-        return {"__schema__": schema()}
+    if isinstance(obj, type):
+        schema = getattr(obj, "model_json_schema", None)
+        if callable(schema):
+            return {"__schema__": schema()}
+    else:
+        dump = getattr(obj, "model_dump", None)
+        if callable(dump):
+            return dump()
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=repr)
     return f"{type(obj).__module__}.{type(obj).__qualname__}:{obj!r}"
@@ -109,11 +111,26 @@ def _enc_hook(obj: Any) -> Any:
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
 
 
+def _str_keys(value: Any) -> Any:
+    """``value`` with every dict key a string (``logit_bias={50256: -100}`` keys as JSON
+    would send it: ``{"50256": -100}``)."""
+    if isinstance(value, dict):
+        return {str(k): _str_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_str_keys(v) for v in value]
+    return value
+
+
 def canonical_json(fields: dict[str, Any]) -> bytes:
     """Canonical bytes for ``fields``: sorted keys at every level. A message's own keys set
     to ``None`` (``"tool_calls": None``, as message objects dump) count as absent; ``None``
     anywhere else is significant."""
-    data = _encoder.encode(fields)
+    try:
+        data = _encoder.encode(fields)
+    except TypeError:
+        # Sorting needs string keys; non-string keys are rare (token ids in logit_bias).
+        fields = _str_keys(fields)
+        data = _encoder.encode(fields)
     # Nulls are rare: only then are the messages looked at again.
     if b"null" in data and type(fields.get("messages")) is list:
         messages = [
@@ -131,8 +148,9 @@ def _key_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(fields.get("api_base"), str):
         fields["api_base"] = fields["api_base"].rstrip("/")
     if "extra_headers" in fields or "headers" in fields or "organization" in fields:
-        headers = dict(key_headers(fields.pop("headers", None)) or {})
-        headers.update(key_headers(fields.pop("extra_headers", None)) or {})
+        # As a call sends them: headers= over extra_headers=.
+        headers = dict(key_headers(fields.pop("extra_headers", None)) or {})
+        headers.update(key_headers(fields.pop("headers", None)) or {})
         organization = fields.pop("organization", None)
         if organization:
             headers.setdefault("openai-organization", str(organization))
