@@ -270,13 +270,16 @@ class Client:
                         if shared is RETRY:
                             continue
                         if isinstance(shared, Exception):
-                            raise shared
+                            fail(call, shared)
+                            raise shared.with_traceback(None)
                         if isinstance(shared, bytes):
                             served = self._serve(call, _decode_shared(shared), coalesced=True)
                             if served is not None:
                                 return served
                         elif shared is LEAD:
                             self._flights.lead(call)
+                        else:
+                            call.alone = True  # a stalled stream leads: call, but not wait
                         break
             if req.stream:
                 return await self._stream_miss(call)
@@ -321,40 +324,40 @@ class Client:
     async def _chat_miss(self, call: Call) -> Any:
         req, key, cache = call.req, call.key, call.req.cache
         leased = False
+        data: bytes | None = None
         try:
             if req.mock_response is not None:
-                response = mock_chat(req)
+                response, answered_by = mock_chat(req), req.model
             else:
                 if key is not None and cache is not None and cache.lease is not None:
-                    leased, entry = await take_lease(cache, key)
-                    if entry is not None:
-                        served = self._serve(call, entry)
-                        if served is not None:
-                            self._flights.land(call, _encode_entry(entry))
-                            return served
-                response, fell_back = await self._ask_chat(call)
-                if fell_back:
-                    key = None  # another model's answer is not stored under this model's key
+                    if not call.alone:
+                        leased, entry = await take_lease(cache, key)
+                        if entry is not None:
+                            served = self._serve(call, entry)
+                            if served is not None:
+                                self._flights.land(call, _encode_entry(entry))
+                                return served
+                response, answered_by = await self._ask_chat(call)
+            if key is not None:
+                data = encode_chat(response, time.time(), req.ttl)
         except BaseException as exc:
             self._flights.land(call, exc)
             if leased:
                 await cache.arelease_lease(key)  # type: ignore[union-attr, arg-type]
             fail(call, exc)
             raise
-        if key is not None and cache is not None:
-            data = encode_chat(response, time.time(), req.ttl)
-            self._flights.land(call, data)
-            if not req.controls.no_store:
+        # Waiters are served even a fallback's answer; it is not stored under this model's key.
+        self._flights.land(call, data)
+        if data is not None and cache is not None and key is not None:
+            if answered_by == req.model and not req.controls.no_store:
                 await cache.astore({key: data}, req.ttl)
             if leased:
                 await cache.arelease_lease(key)
-        else:
-            self._flights.land(call, None)
-        return succeed(call, response, hit=False)
+        return succeed(call, response, hit=False, model=answered_by)
 
-    async def _ask_chat(self, call: Call) -> tuple[ModelResponse, bool]:
-        """The provider's answer, trying ``fallbacks`` in turn on errors worth it; and whether
-        a fallback answered."""
+    async def _ask_chat(self, call: Call) -> tuple[ModelResponse, str]:
+        """The provider's answer, trying ``fallbacks`` in turn on errors worth it; and the
+        model that answered."""
         req = call.req
         assert req.messages is not None
         for attempt, target in enumerate(_targets(req)):
@@ -369,7 +372,7 @@ class Client:
                         timeout=req.timeout,
                         num_retries=req.num_retries,
                     )
-                return response, attempt > 0
+                return response, _target_model(target)
             except Exception as exc:
                 if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
                     raise
@@ -390,7 +393,10 @@ class Client:
                 source = replay(response_to_chunks(mock_chat(req)))
             else:
                 if key is not None and cache is not None and cache.lease is not None:
-                    leased, entry = await take_lease(cache, key)
+                    if not call.alone:
+                        leased, entry = await take_lease(cache, key)
+                    else:
+                        entry = None
                     if entry is not None:
                         served = self._serve(call, entry)
                         if served is not None:
@@ -448,7 +454,12 @@ class Client:
             await cache.arelease_lease(key)
         if not chunks:
             return None
-        return succeed(call, assemble_chunks(chunks), hit=hit, coalesced=coalesced)  # type: ignore[no-any-return]
+        try:
+            response = assemble_chunks(chunks)
+        except Exception as exc:  # chunks that replay but do not add up (a hostile entry)
+            logger.warning("llmstash: a stream's chunks do not assemble (%s)", exc)
+            return None
+        return succeed(call, response, hit=hit, coalesced=coalesced)  # type: ignore[no-any-return]
 
     async def _stream_failed(
         self, call: Call, shared: BaseException | None, exc: BaseException | None, *, leased: bool
@@ -527,21 +538,26 @@ class Client:
                         f"the provider returned {len(fresh.data)} embeddings for "
                         f"{len(asked)} inputs (none for input {lost[0]})"
                     )
+                fresh_cost = price(req, fresh)
+                shares = _split_tokens(fresh.usage.prompt_tokens, asked)
+                now = time.time()
+                to_store: dict[str, bytes] = {}
+                for j, i in enumerate(missing):
+                    vec = by_index[j]
+                    vectors[i] = vec
+                    tokens[i] = shares[j]
+                    if cache is not None:
+                        try:
+                            packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
+                        except ValueError as exc:
+                            raise APIResponseValidationError(
+                                f"the provider's embedding {j} is not packed float32: {exc}"
+                            ) from None
+                        to_store[keys[i]] = encode_embedding(packed, shares[j], now, req.ttl)
             except BaseException as exc:
-                self._flights.land(call, exc)
+                self._flights.land(call, exc)  # waiters never wait on a leader that failed
                 fail(call, exc)
                 raise
-            fresh_cost = price(req, fresh)
-            shares = _split_tokens(fresh.usage.prompt_tokens, asked)
-            now = time.time()
-            to_store: dict[str, bytes] = {}
-            for j, i in enumerate(missing):
-                vec = by_index[j]
-                vectors[i] = vec
-                tokens[i] = shares[j]
-                if cache is not None:
-                    packed = FloatVector.frombase64(vec) if isinstance(vec, str) else vec
-                    to_store[keys[i]] = encode_embedding(packed, shares[j], now, req.ttl)
             self._flights.land(call, to_store or None)
             if to_store and cache is not None and not req.controls.no_store:
                 await cache.astore(to_store, req.ttl)
@@ -582,7 +598,8 @@ class Client:
             if shared is RETRY:
                 continue
             if isinstance(shared, Exception):
-                raise shared
+                fail(call, shared)
+                raise shared.with_traceback(None)
             if isinstance(shared, dict):
                 entries = [_decode_shared(shared.get(keys[i], b"")) for i in missing]
                 if all(isinstance(e, EmbeddingEntry) for e in entries):

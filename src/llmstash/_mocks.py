@@ -53,7 +53,12 @@ def mock_embedding(mock_response: Any, inputs: list[Any]) -> EmbeddingResponse:
                 "embedding mock_response must be comma-separated floats, e.g. '0.1,0.2'"
             ) from None
     elif isinstance(mock_response, (list, tuple)):
-        values = [float(x) for x in mock_response]
+        try:
+            values = [float(x) for x in mock_response]
+        except (TypeError, ValueError):
+            raise InvalidRequestError(
+                "embedding mock_response must be a list of numbers, e.g. [0.1, 0.2]"
+            ) from None
     else:
         values = [0.0]
     tokens = sum(_words(x) if isinstance(x, str) else len(x) for x in inputs)

@@ -35,6 +35,7 @@ class Call:
     """The state of one call between its arguments and its answer."""
 
     __slots__ = (
+        "alone",
         "call_id",
         "dispatcher",
         "flight",
@@ -62,6 +63,8 @@ class Call:
         self.flight: asyncio.Future[bytes | dict[str, bytes] | Exception | None] | None = None
         """Set while this call leads a single flight that identical calls wait on."""
         self.flight_key: str | None = None
+        self.alone = False
+        """Calls the provider without waiting for anyone (a stalled stream leads its flight)."""
         self.idle_since: float | None = None
         """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
 
@@ -106,9 +109,10 @@ def _redacted_headers(headers: Any) -> dict[str, Any]:
     }
 
 
-def price(req: Request, response: Any) -> float | None:
+def price(req: Request, response: Any, model: str | None = None) -> float | None:
     """What ``response`` cost in USD: the call's own prices (``input_cost_per_token``,
-    ``output_cost_per_token``) when given, else the price table; ``None`` when unknown."""
+    ``output_cost_per_token``) when given, else the price table for ``model`` (by default the
+    model asked for); ``None`` when unknown."""
     usage: Usage | None = getattr(response, "usage", None)
     if req.prices is not None and usage is not None:
         prompt, completion = req.prices
@@ -116,8 +120,8 @@ def price(req: Request, response: Any) -> float | None:
             completion or 0.0
         )
     if isinstance(response, EmbeddingResponse):
-        return embedding_cost(req.model, usage)
-    return completion_cost(req.model, usage)
+        return embedding_cost(model or req.model, usage)
+    return completion_cost(model or req.model, usage)
 
 
 def succeed(
@@ -128,13 +132,15 @@ def succeed(
     coalesced: bool = False,
     cost: float | None = None,
     extra: dict[str, Any] | None = None,
+    model: str | None = None,
 ) -> Any:
     """Record how ``response`` was served in its ``_hidden_params`` and report success.
 
     ``cost`` is what the provider requests made for this call cost (``None``: price the whole
-    response); on a hit it is 0 and ``saved_cost`` says what the call would have cost.
+    response, as answered by ``model``, by default the model asked for); on a hit it is 0 and
+    ``saved_cost`` says what the call would have cost.
     """
-    full = price(call.req, response)
+    full = price(call.req, response, model)
     spent = 0.0 if hit else (full if cost is None else cost)
     hidden: dict[str, Any] = {
         "cache_hit": hit,

@@ -53,6 +53,7 @@ class AsyncStream:
         self._chunks: list[ModelResponseStream] = []
         self._first: ModelResponseStream | None = None
         self._done = False
+        self._loop = asyncio.get_running_loop()
         self.response: ModelResponse | None = None
         """The assembled response, once the stream has been read to its end."""
 
@@ -142,10 +143,24 @@ class AsyncStream:
                 await aclose()
 
     def __del__(self) -> None:
-        # A stream dropped unread must not keep identical calls waiting for it.
-        call = getattr(self, "_call", None)
-        if call is not None and call.flight is not None and not call.flight.done():
-            self._client._flights.land(call, None)
+        # A stream dropped before its end (`async for ...: break`) must not keep identical
+        # calls waiting for it, here or, through its lease, in other processes.
+        if getattr(self, "_done", True):
+            return
+        self._done = True
+        call, loop = self._call, self._loop
+        if loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._client._flights.land, call, None)
+        cache, key = call.req.cache, call.key
+        if self._leased and cache is not None and key is not None:
+
+            def release() -> None:
+                task = loop.create_task(cache.arelease_lease(key))
+                _releasing.add(task)
+                task.add_done_callback(_releasing.discard)
+
+            loop.call_soon_threadsafe(release)
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -190,6 +205,9 @@ class SyncStream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_releasing: set[asyncio.Task[None]] = set()
 
 
 async def replay(chunks: Iterable[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:

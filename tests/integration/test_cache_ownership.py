@@ -117,3 +117,19 @@ def test_positional_arguments_bind_as_in_litellm() -> None:
 def test_bad_constructor_arguments_are_named(kwargs: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidRequestError, match=named):
         Cache(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"url": 5},
+        {"redis_startup_nodes": [{"h": 1}]},
+        {"sentinel_nodes": [("a",)], "service_name": "m"},
+        {"url": "redis://:hunter2-secret@h:notaport/0"},
+    ],
+)
+def test_bad_connection_settings_are_named_without_secrets(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequestError, match="connection settings") as raised:
+        Cache(type="redis", **kwargs)  # type: ignore[arg-type]
+    assert "hunter2" not in str(raised.value)
+    assert raised.value.__cause__ is None

@@ -187,23 +187,30 @@ class Cache:
             self._backends.shared = _memory(max_size, max_bytes)
         else:
             kwargs = {k: v for k, v in kwargs.items() if not k.startswith(_LITELLM_ONLY)}
-            self._backends.factory = redis_factory(
-                host=host,
-                port=port,
-                password=password,
-                url=url,
-                startup_nodes=redis_startup_nodes,
-                sentinel_nodes=sentinel_nodes,
-                service_name=service_name,
-                sentinel_password=sentinel_password,
-                kwargs=kwargs,
-            )
             try:
+                self._backends.factory = redis_factory(
+                    host=host,
+                    port=port,
+                    password=password,
+                    url=url,
+                    startup_nodes=redis_startup_nodes,
+                    sentinel_nodes=sentinel_nodes,
+                    service_name=service_name,
+                    sentinel_password=sentinel_password,
+                    kwargs=kwargs,
+                )
                 # Made now (no I/O) so that bad settings fail here, not as silent misses later;
                 # kept for the first event loop that uses this cache.
                 self._backends.spare = self._backends.factory()
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(f"Cache(type='redis'): {exc}") from exc
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                if isinstance(exc, InvalidRequestError):
+                    raise
+                text = describe(exc)
+                if "://" in text or (password and password in text):
+                    text = exc.__class__.__name__  # it may show a URL's or the password
+                raise InvalidRequestError(
+                    f"Cache(type='redis'): bad connection settings ({text})"
+                ) from None
             # A cache dropped without aclose() (one made per request) closes its connections.
             weakref.finalize(self, self._backends.close_soon)
             if default_in_memory_ttl:
