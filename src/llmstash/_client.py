@@ -258,16 +258,18 @@ class Client:
                     raise _not_unicode() from None
                 if not req.controls.no_cache:
                     max_age = req.controls.max_age
+                    entry = cache.lookup_nowait(key, max_age)
+                    if entry is NEEDS_IO:
+                        entry = await cache.alookup(key, max_age)
+                    if entry is not None:
+                        served = self._serve(call, entry)
+                        if served is not None:
+                            return served
                     while True:
-                        entry = cache.lookup_nowait(key, max_age)
-                        if entry is NEEDS_IO:
-                            entry = await cache.alookup(key, max_age)
-                        if entry is not None:
-                            served = self._serve(call, entry)
-                            if served is not None:
-                                return served
                         shared = await self._flights.wait(key)
                         if shared is RETRY:
+                            # The leader gave up: the first waiter to get here leads (with no
+                            # await in between), the others wait on it.
                             continue
                         if isinstance(shared, Exception):
                             fail(call, shared)

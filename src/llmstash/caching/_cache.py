@@ -398,11 +398,6 @@ class Cache:
             return
         await self._writes.store(items, ttl)
 
-    def _tmp_store(self, items: Mapping[str, bytes], ttl: float | None) -> None:
-        task = asyncio.get_running_loop().create_task(self.astore(items, ttl))
-        self._writes._tasks.add(task)
-        task.add_done_callback(self._writes._tasks.discard)
-
     async def aflush_writes(self) -> None:
         """Wait until writes started on this event loop have finished (or failed)."""
         await self._writes.aflush()

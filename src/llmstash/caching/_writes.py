@@ -120,5 +120,6 @@ class WritePath:
     async def aflush(self) -> None:
         """Wait until writes started on this event loop have finished (or failed)."""
         loop = asyncio.get_running_loop()
-        while mine := [t for t in self._tasks if t.get_loop() is loop]:
+        # A copy first: sync calls (another thread's loop) may add tasks meanwhile.
+        while mine := [t for t in list(self._tasks) if t.get_loop() is loop]:
             await asyncio.gather(*mine, return_exceptions=True)
