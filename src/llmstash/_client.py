@@ -404,24 +404,7 @@ class Client:
                         if served is not None:
                             self._flights.land(call, _encode_entry(entry))
                             return served  # type: ignore[no-any-return]
-                assert req.messages is not None
-                provider, route = self._route(call, "chat", req.messages, req.model)
-                params = req.params
-                storing = cache is not None and not req.controls.no_store
-                if storing and not req.wants_usage and route.provider != "anthropic":
-                    # Ask for usage so that a plain call served from this entry has it; the
-                    # caller, who did not ask, does not see the usage chunk.
-                    options = dict(params.get("stream_options") or {})
-                    options["include_usage"] = True
-                    params = {**params, "stream_options": options}
-                source = provider.chat_stream(
-                    self.http,
-                    route,
-                    req.messages,
-                    params,
-                    timeout=req.timeout,
-                    num_retries=req.num_retries,
-                )
+                source = self._ask_stream(call)
         except BaseException as exc:
             self._flights.land(call, exc)
             if leased:
@@ -431,6 +414,55 @@ class Client:
         stream = AsyncStream(self, call, source, hit=False, leased=leased)
         await stream._prime()
         return stream
+
+    async def _ask_stream(self, call: Call) -> AsyncIterator[ModelResponseStream]:
+        """The provider's chunks, trying ``fallbacks`` in turn on errors worth it before the
+        first chunk, within the model's concurrency cap for as long as the stream lasts."""
+        req, cache = call.req, call.req.cache
+        assert req.messages is not None
+        storing = cache is not None and not req.controls.no_store
+        for attempt, target in enumerate(_targets(req)):
+            provider, route = self._route(call, "chat", req.messages, target)
+            params = req.params
+            if storing and not req.wants_usage and route.provider != "anthropic":
+                # Ask for usage so that a plain call served from this entry has it; the
+                # caller, who did not ask, does not see the usage chunk.
+                options = dict(params.get("stream_options") or {})
+                options["include_usage"] = True
+                params = {**params, "stream_options": options}
+            async with self._slot(route.model, req.max_parallel_requests):
+                source = provider.chat_stream(
+                    self.http,
+                    route,
+                    req.messages,
+                    params,
+                    timeout=req.timeout,
+                    num_retries=req.num_retries,
+                )
+                try:
+                    try:
+                        first = await source.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:
+                        if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
+                            raise
+                        logger.warning(
+                            "llmstash: %s failed (%s); falling back to %s",
+                            route.model,
+                            type(exc).__name__,
+                            _target_model(req.fallbacks[attempt]),
+                        )
+                        continue
+                    call.answered_by = _target_model(target)
+                    yield first
+                    async for chunk in source:
+                        yield chunk
+                    return
+                finally:
+                    aclose = getattr(source, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
 
     async def _stream_end(
         self,
@@ -443,14 +475,15 @@ class Client:
     ) -> ModelResponse | None:
         """A stream was read to its end: store it (on a miss) and report success."""
         cache, key = call.req.cache, call.key
+        answered_by = call.answered_by or call.req.model
         # A stream that ended without a finish reason was cut short: never stored or shared.
         finished = any(c.finish_reason for chunk in chunks for c in chunk.choices)
         if hit or not finished or key is None or cache is None:
             self._flights.land(call, None)
         else:
             data = encode_stream(chunks, time.time(), call.req.ttl)
-            self._flights.land(call, data)
-            if not call.req.controls.no_store:
+            self._flights.land(call, data)  # waiters are served even a fallback's answer
+            if not call.req.controls.no_store and answered_by == call.req.model:
                 await cache.astore({key: data}, call.req.ttl)
         if leased and cache is not None and key is not None:
             await cache.arelease_lease(key)
@@ -461,7 +494,9 @@ class Client:
         except Exception as exc:  # chunks that replay but do not add up (a hostile entry)
             logger.warning("llmstash: a stream's chunks do not assemble (%s)", exc)
             return None
-        return succeed(call, response, hit=hit, coalesced=coalesced)  # type: ignore[no-any-return]
+        return succeed(  # type: ignore[no-any-return]
+            call, response, hit=hit, coalesced=coalesced, model=answered_by
+        )
 
     async def _stream_failed(
         self, call: Call, shared: BaseException | None, exc: BaseException | None, *, leased: bool

@@ -36,6 +36,7 @@ class Call:
 
     __slots__ = (
         "alone",
+        "answered_by",
         "call_id",
         "dispatcher",
         "flight",
@@ -63,6 +64,8 @@ class Call:
         self.flight: asyncio.Future[bytes | dict[str, bytes] | Exception | None] | None = None
         """Set while this call leads a single flight that identical calls wait on."""
         self.flight_key: str | None = None
+        self.answered_by: str | None = None
+        """The model that answered, when a fallback did."""
         self.alone = False
         """Calls the provider without waiting for anyone (a stalled stream leads its flight)."""
         self.idle_since: float | None = None

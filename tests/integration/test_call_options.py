@@ -98,3 +98,28 @@ async def test_per_call_prices_set_the_cost(provider, llm):
     assert hit._hidden_params["response_cost"] == 0.0
     assert hit._hidden_params["saved_cost"] == pytest.approx(expected)
     assert events == [(False, pytest.approx(expected)), (True, 0.0)]
+
+
+async def test_a_stream_falls_back_before_its_first_chunk(provider, llm):
+    provider.fail_next(503)
+    stream = await llmstash.acompletion(**call(provider, fallbacks=["gpt-4o"]), stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream])
+    assert text
+    assert [req.json["model"] for req in provider.requests] == ["gpt-4o-mini", "gpt-4o"]
+
+
+async def test_max_parallel_requests_holds_a_slot_for_as_long_as_a_stream_lasts(provider, llm):
+    first = await llmstash.acompletion(**call(provider), stream=True, max_parallel_requests=1)
+    second = asyncio.ensure_future(
+        llmstash.acompletion(
+            **{**call(provider), "messages": [{"role": "user", "content": "other"}]},
+            stream=True,
+            max_parallel_requests=1,
+        )
+    )
+    await asyncio.sleep(0.1)
+    assert provider.request_count == 1  # the second waits for the first stream's slot
+    assert [c async for c in first]
+    stream = await second
+    assert [c async for c in stream]
+    assert provider.request_count == 2
