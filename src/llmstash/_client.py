@@ -376,14 +376,7 @@ class Client:
                     )
                 return response, _target_model(target)
             except Exception as exc:
-                if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
-                    raise
-                logger.warning(
-                    "llmstash: %s failed (%s); falling back to %s",
-                    route.model,
-                    type(exc).__name__,
-                    _target_model(req.fallbacks[attempt]),
-                )
+                _fall_back_or_raise(req, attempt, route, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _stream_miss(self, call: Call) -> AsyncStream:
@@ -445,14 +438,7 @@ class Client:
                     except StopAsyncIteration:
                         return
                     except Exception as exc:
-                        if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
-                            raise
-                        logger.warning(
-                            "llmstash: %s failed (%s); falling back to %s",
-                            route.model,
-                            type(exc).__name__,
-                            _target_model(req.fallbacks[attempt]),
-                        )
+                        _fall_back_or_raise(req, attempt, route, exc)
                         continue
                     call.answered_by = _target_model(target)
                     yield first
@@ -740,6 +726,19 @@ def _targets(req: Request) -> list[Any]:
 
 def _target_model(target: Any) -> str:
     return str(target["model"]) if isinstance(target, dict) else str(target)
+
+
+def _fall_back_or_raise(req: Request, attempt: int, route: Route, exc: Exception) -> None:
+    """Re-raise ``exc`` unless another of the call's ``fallbacks`` is left and the error is
+    worth trying one for; then say which model comes next."""
+    if attempt == len(req.fallbacks) or not _worth_falling_back(exc):
+        raise exc
+    logger.warning(
+        "llmstash: %s failed (%s); falling back to %s",
+        route.model,
+        type(exc).__name__,
+        _target_model(req.fallbacks[attempt]),
+    )
 
 
 def _worth_falling_back(exc: Exception) -> bool:
