@@ -265,24 +265,15 @@ class Client:
                         served = self._serve(call, entry)
                         if served is not None:
                             return served
-                    while True:
-                        shared = await self._flights.wait(key)
-                        if shared is RETRY:
-                            # The leader gave up: the first waiter to get here leads (with no
-                            # await in between), the others wait on it.
-                            continue
-                        if isinstance(shared, Exception):
-                            fail(call, shared)
-                            raise shared.with_traceback(None)
-                        if isinstance(shared, bytes):
-                            served = self._serve(call, _decode_shared(shared), coalesced=True)
-                            if served is not None:
-                                return served
-                        elif shared is LEAD:
-                            self._flights.lead(call)
-                        else:
-                            call.alone = True  # a stalled stream leads: call, but not wait
-                        break
+                    shared = await self._follow(call, key)
+                    if isinstance(shared, bytes):
+                        served = self._serve(call, _decode_shared(shared), coalesced=True)
+                        if served is not None:
+                            return served
+                    elif shared is LEAD:
+                        self._flights.lead(call)
+                    else:
+                        call.alone = True  # a stalled stream leads: call, but not wait
             if req.stream:
                 return await self._stream_miss(call)
             return await self._chat_miss(call)
@@ -616,23 +607,32 @@ class Client:
         """Wait for an identical embedding call in flight (the same missing inputs) and take
         its vectors (True); or lead a flight for these inputs (False)."""
         flight_key = "\n".join(keys[i] for i in missing)
+        shared = await self._follow(call, flight_key)
+        if isinstance(shared, dict):
+            entries = [_decode_shared(shared.get(keys[i], b"")) for i in missing]
+            if all(isinstance(e, EmbeddingEntry) for e in entries):
+                for i, entry in zip(missing, entries, strict=True):
+                    assert isinstance(entry, EmbeddingEntry)
+                    vectors[i], tokens[i] = entry.vector, entry.tokens
+                return True
+        elif shared is LEAD:
+            self._flights.lead(call, flight_key)
+        return False
+
+    async def _follow(self, call: Call, key: str) -> object:
+        """Wait on the flight of ``key``: its entry bytes (or an embedding flight's entries by
+        key), :data:`LEAD` or :data:`ALONE`. An error any identical call would get is reported
+        for this call too and raised."""
         while True:
-            shared = await self._flights.wait(flight_key)
+            shared = await self._flights.wait(key)
             if shared is RETRY:
+                # The leader gave up: the first waiter to get here leads (with no await in
+                # between), the others wait on it.
                 continue
             if isinstance(shared, Exception):
                 fail(call, shared)
                 raise shared.with_traceback(None)
-            if isinstance(shared, dict):
-                entries = [_decode_shared(shared.get(keys[i], b"")) for i in missing]
-                if all(isinstance(e, EmbeddingEntry) for e in entries):
-                    for i, entry in zip(missing, entries, strict=True):
-                        assert isinstance(entry, EmbeddingEntry)
-                        vectors[i], tokens[i] = entry.vector, entry.tokens
-                    return True
-            elif shared is LEAD:
-                self._flights.lead(call, flight_key)
-            return False
+            return shared
 
     async def _ask_embedding(self, call: Call, inputs: list[Any]) -> EmbeddingResponse:
         req = call.req
