@@ -6,6 +6,8 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
+
 from ._request import Request
 from .exceptions import InvalidRequestError
 from .types import Choices, Embedding, EmbeddingResponse, FloatVector, Message, ModelResponse, Usage
@@ -25,7 +27,7 @@ def mock_chat(req: Request) -> ModelResponse:
     if isinstance(mock, BaseException):
         raise mock
     if isinstance(mock, ModelResponse):
-        return mock
+        return msgspec.structs.replace(mock)  # each call's bookkeeping on its own object
     content = str(mock)
     prompt = sum(_words(m.get("content")) for m in req.messages or ())
     completion = _words(content)

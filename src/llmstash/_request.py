@@ -205,10 +205,8 @@ def _read_engine_args(
         req.mock_response = given["mock_response"]
     if "api_base" in ours or "base_url" in ours:
         base = _optional_str(given.get("api_base", given.get("base_url")), "api_base")
-        if base is not None and not base.lower().startswith(("http://", "https://")):
-            raise InvalidRequestError(
-                f"api_base must be an http:// or https:// URL, got {base[:80]!r}"
-            )
+        if base is not None and base not in _good_bases:
+            _check_base(base)
         req.api_base = base
     if "api_key" in ours:
         req.api_key = _optional_str(given["api_key"], "api_key")
@@ -260,6 +258,22 @@ def _read_engine_args(
     ttl = given.get("ttl")
     controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
     return given.get("caching"), controls
+
+
+_good_bases: set[str] = set()
+
+
+def _check_base(base: str) -> None:
+    """``base`` must be an http(s) URL that parses; remembered once it does (most programs
+    name a handful of servers, and parsing costs more than a whole cache hit)."""
+    if not base.lower().startswith(("http://", "https://")):
+        raise InvalidRequestError(f"api_base must be an http:// or https:// URL, got {base[:80]!r}")
+    try:
+        httpx.URL(base)
+    except (httpx.InvalidURL, ValueError):
+        raise InvalidRequestError(f"api_base is not a valid URL: {base[:80]!r}") from None
+    if len(_good_bases) < 256:
+        _good_bases.add(base)
 
 
 def _optional_str(value: Any, name: str) -> str | None:

@@ -123,3 +123,15 @@ async def test_max_parallel_requests_holds_a_slot_for_as_long_as_a_stream_lasts(
     stream = await second
     assert [c async for c in stream]
     assert provider.request_count == 2
+
+
+async def test_a_mock_response_object_gives_each_call_its_own_answer(llm):
+    from llmstash.types import Choices, Message, ModelResponse
+
+    mock = ModelResponse(
+        id="mock-1", created=1, model="m", choices=[Choices(message=Message(content="x"))]
+    )
+    a = await llmstash.acompletion(model="gpt-4o-mini", messages=MSGS, mock_response=mock)
+    b = await llmstash.acompletion(model="gpt-4o", messages=MSGS, mock_response=mock)
+    assert a == b and a is not b
+    assert a._hidden_params is not b._hidden_params

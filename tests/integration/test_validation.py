@@ -123,6 +123,8 @@ async def test_error_responses_do_not_carry_the_key(provider, llm):
         ({"api_base": 123}, "api_base"),
         ({"api_base": "localhost:8000/v1"}, "api_base"),
         ({"api_base": "not a url"}, "api_base"),
+        ({"api_base": "http://[::1"}, "api_base"),
+        ({"api_base": "http://h\x00/v1"}, "api_base"),
         ({"stream": "yes"}, "stream"),
         ({"stream_options": "x"}, "stream_options"),
         ({"api_key": ["sk"]}, "api_key"),
