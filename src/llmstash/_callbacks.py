@@ -144,6 +144,7 @@ class CallbackDispatcher:
         self._yield_at = max(1, min(_YIELD_AT, max_pending // 8))
         self._wait_at = max(1, max_pending // 2)
         self._room: asyncio.Event | None = None
+        self._room_loop: asyncio.AbstractEventLoop | None = None
         self._dropped = 0
         self._burst_dropped = 0
         self._warned: set[str] = set()
@@ -187,8 +188,9 @@ class CallbackDispatcher:
                 return
         if len(tasks) < self._wait_at:
             return
-        if self._room is None:
-            self._room = asyncio.Event()
+        if self._room is None or self._room_loop is not loop:
+            # An event belongs to the loop that first waits on it; a client may move on.
+            self._room, self._room_loop = asyncio.Event(), loop
         room = self._room
         room.clear()
         with anyio.move_on_after(self._hook_timeout):
