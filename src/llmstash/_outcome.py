@@ -94,22 +94,7 @@ class Call:
         if req.inputs is not None:
             kwargs["input"] = req.inputs
         kwargs.update(req.params)
-        headers = kwargs.get("extra_headers")
-        if headers:
-            kwargs["extra_headers"] = _redacted_headers(headers)
-            kwargs["optional_params"]["extra_headers"] = kwargs["extra_headers"]
-        return kwargs
-
-
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
-)
-
-
-def _redacted_headers(headers: Any) -> dict[str, Any]:
-    return {
-        k: ("<redacted>" if str(k).lower() in _SECRET_HEADERS else v) for k, v in headers.items()
-    }
+        return kwargs  # the dispatcher masks credentials (_callbacks.scrub_kwargs)
 
 
 def price(req: Request, response: Any, model: str | None = None) -> float | None:
