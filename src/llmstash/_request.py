@@ -19,7 +19,7 @@ import httpx
 from ._config import DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT
 from ._params import PARAMS
 from .caching import Cache
-from .caching._settings import check_ttl
+from .caching._settings import check_number, check_ttl
 from .exceptions import InvalidRequestError
 from .types import Message, to_builtins
 
@@ -238,13 +238,13 @@ def _read_engine_args(
             )
         req.fallbacks = list(fallbacks)
     if "max_parallel_requests" in ours:
-        req.max_parallel_requests = _optional_int(
-            given["max_parallel_requests"], "max_parallel_requests", minimum=1
+        req.max_parallel_requests = check_number(
+            given["max_parallel_requests"], "max_parallel_requests", minimum=1, integer=True
         )
     if "input_cost_per_token" in ours or "output_cost_per_token" in ours:
         req.prices = (
-            _optional_price(given.get("input_cost_per_token"), "input_cost_per_token"),
-            _optional_price(given.get("output_cost_per_token"), "output_cost_per_token"),
+            _price(given.get("input_cost_per_token"), "input_cost_per_token"),
+            _price(given.get("output_cost_per_token"), "output_cost_per_token"),
         )
     if "headers" in ours or "organization" in ours:
         _lift_headers(params, given.get("headers"), given.get("organization"))
@@ -282,25 +282,10 @@ def _optional_str(value: Any, name: str) -> str | None:
     raise InvalidRequestError(f"{name} must be a string, got {type(value).__name__}")
 
 
-def _optional_int(value: Any, name: str, *, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequestError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _optional_price(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidRequestError(f"{name} must be a number of USD >= 0, got {value!r}")
-    return float(value)
+def _price(value: Any, name: str) -> float | None:
+    """A per-call price in USD per token, or ``None``."""
+    price = check_number(value, name, minimum=0, allow_none=True)
+    return None if price is None else float(price)
 
 
 def _timeout(value: Any, default: float | None) -> float:
@@ -321,9 +306,8 @@ def _timeout(value: Any, default: float | None) -> float:
 def _retries(value: Any, default: int | None) -> int:
     if value is None:
         value = default if default is not None else DEFAULT_NUM_RETRIES
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequestError(f"num_retries must be an integer >= 0, got {value!r}")
-    return value
+    number: int = check_number(value, "num_retries", minimum=0, integer=True)
+    return number
 
 
 def _lift_headers(params: dict[str, Any], headers: Any, organization: Any) -> None:
