@@ -70,22 +70,31 @@ async def test_each_waiter_that_shares_an_error_reports_its_failure(provider, ll
     assert len(failures) == 5
 
 
-async def test_a_stream_dropped_unread_releases_its_lease(provider, private_redis):
-    cache = llmstash.Cache(
+def leased_cache(server) -> llmstash.Cache:
+    """A Redis cache on ``server`` whose misses take a 5 s lease, in a namespace of its own."""
+    return llmstash.Cache(
         type="redis",
-        host=private_redis.host,
-        port=private_redis.port,
+        host=server.host,
+        port=server.port,
         lease=5,
-        namespace=f"drop-{uuid.uuid4().hex}",
+        namespace=f"edges-{uuid.uuid4().hex}",
     )
+
+
+def stream_kwargs(provider) -> dict[str, object]:
+    return {
+        "model": "gpt-4o-mini",
+        "messages": MSGS,
+        "api_base": provider.openai_base,
+        "api_key": "sk-x",
+        "stream": True,
+    }
+
+
+async def test_a_stream_dropped_unread_releases_its_lease(provider, private_redis):
+    cache = leased_cache(private_redis)
     async with llmstash.Client(cache=cache) as client:
-        kwargs = {
-            "model": "gpt-4o-mini",
-            "messages": MSGS,
-            "api_base": provider.openai_base,
-            "api_key": "sk-x",
-            "stream": True,
-        }
+        kwargs = stream_kwargs(provider)
         stream = await client.acompletion(**kwargs)
         async for _chunk in stream:
             break  # dropped: nothing stored, and the lease must go
@@ -101,21 +110,9 @@ async def test_a_stream_dropped_unread_releases_its_lease(provider, private_redi
 async def test_a_stalled_streamed_leader_does_not_make_waiters_wait_out_its_lease(
     provider, private_redis
 ):
-    cache = llmstash.Cache(
-        type="redis",
-        host=private_redis.host,
-        port=private_redis.port,
-        lease=5,
-        namespace=f"alone-{uuid.uuid4().hex}",
-    )
+    cache = leased_cache(private_redis)
     async with llmstash.Client(cache=cache) as client:
-        kwargs = {
-            "model": "gpt-4o-mini",
-            "messages": MSGS,
-            "api_base": provider.openai_base,
-            "api_key": "sk-x",
-            "stream": True,
-        }
+        kwargs = stream_kwargs(provider)
         first = await client.acompletion(**kwargs)  # opened, not read yet
         started = time.monotonic()
         second = await client.acompletion(**kwargs)  # waits for the stalled first, then alone
