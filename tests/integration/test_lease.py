@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,13 +20,13 @@ import redis
 import llmstash
 from llmstash.caching import Cache
 from llmstash.testing import FakeProvider
+from tests._child import CHILD_TIMEOUT, Child
 from tests._fixtures_redis import eventually
 
 pytestmark = pytest.mark.redis
 
 KEY = "sk-test-key-123456"
 LEASE = 10.0
-CHILD_TIMEOUT = 30.0
 HOLD = 1.5
 """Seconds the holder's provider request takes: time for the child to start waiting."""
 NOTICE = 1.0
@@ -89,56 +85,19 @@ WAITER = textwrap.dedent(
 )
 
 
-class Waiter:
+class Waiter(Child):
     """The child process: ready once it is connected to Redis; ``ask(mode)`` makes it call
-    (it says ``{"started": true}`` as it starts), ``answer()`` reads what it says next (with
-    a bound on the wait)."""
+    (it says ``{"started": true}`` as it starts), ``answer()`` reads what it says next."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WAITER, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
+        super().__init__(WAITER, *args)
 
     async def answer(self, timeout: float = CHILD_TIMEOUT) -> dict[str, Any]:
-        try:
-            line = await asyncio.to_thread(self._lines.get, True, timeout)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"the waiting process said nothing for {timeout} s")
-        if line is None:
-            stderr = self.process.stderr.read() if self.process.stderr else ""
-            self.kill()
-            pytest.fail(f"the waiting process ended early:\n{stderr}")
-        result: dict[str, Any] = json.loads(line)
+        result: dict[str, Any] = await self.areceive(timeout)
         return result
 
     def ask(self, mode: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(mode + "\n")
-        self.process.stdin.flush()
-
-    def kill(self) -> None:
-        """End the process if it still runs, and close its pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if pipe is not None:
-                pipe.close()
+        self.send(mode)
 
 
 @pytest.fixture

@@ -6,14 +6,9 @@ over HTTP, real second processes."""
 from __future__ import annotations
 
 import json
-import queue
-import subprocess
-import sys
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -21,11 +16,11 @@ import redis
 import llmstash
 from llmstash.caching import Cache
 from llmstash.testing import FakeProvider
+from tests._child import Child
 
 pytestmark = pytest.mark.redis
 
 KEY = "sk-test-key-123456"
-CHILD_TIMEOUT = 30.0
 # Generous lookup and write budgets in the children: these tests are about writes reaching
 # Redis, not about a busy machine's first connection exceeding the default budgets.
 BUDGETS = {"lookup_timeout": 2.0, "write_timeout": 5.0}
@@ -80,68 +75,6 @@ def namespace(redis_url: str) -> Iterator[str]:
         keys = list(client.scan_iter(match=f"{name}:*"))
         if keys:
             client.delete(*keys)
-
-
-class Child:
-    """A Python process running ``script``; lines of its stdout, read by a thread, arrive as
-    JSON values with a bound on the wait."""
-
-    def __init__(self, script: str, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def receive(self, timeout: float = CHILD_TIMEOUT) -> Any:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"the child said nothing for {timeout} s")
-        if line is None:
-            stderr = self.process.stderr.read() if self.process.stderr else ""
-            code = self.process.wait()
-            self.kill()
-            pytest.fail(f"the child ended early ({code}):\n{stderr}")
-        return json.loads(line)
-
-    def send(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def finish(self) -> str:
-        """Wait for the child to end (it must succeed); its stderr."""
-        try:
-            self.process.wait(CHILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail("the child did not end")
-        stderr = self.process.stderr.read() if self.process.stderr else ""
-        assert self.process.returncode == 0, stderr
-        return stderr
-
-    def kill(self) -> None:
-        """End the process if it still runs, and close its pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 def child_args(provider: FakeProvider, redis_url: str, namespace: str, text: str) -> list[str]:
