@@ -56,6 +56,7 @@ from .exceptions import (
     APIStatusError,
     CacheDataError,
     ClientClosedError,
+    ContextWindowExceededError,
     EventLoopMismatchError,
     InvalidRequestError,
 )
@@ -744,15 +745,11 @@ def _fall_back_or_raise(req: Request, attempt: int, route: Route, exc: Exception
 def _worth_falling_back(exc: Exception) -> bool:
     """Errors another model may not have: rate limits, server errors, timeouts, lost
     connections, a context window too small."""
-    if isinstance(exc, APIConnectionError):
+    if isinstance(exc, (APIConnectionError, ContextWindowExceededError)):
         return True
     if isinstance(exc, APIStatusError):
         status = exc.status_code or 0
-        return (
-            status in (408, 429)
-            or status >= 500
-            or type(exc).__name__ == ("ContextWindowExceededError")
-        )
+        return status in (408, 429) or status >= 500
     return False
 
 
