@@ -333,7 +333,7 @@ class Client:
                                 return served
                 response, answered_by = await self._ask_chat(call)
             if key is not None:
-                data = encode_chat(response, time.time(), req.ttl)
+                data = encode_chat(response, time.time(), req.ttl, model=req.model)
         except BaseException as exc:
             self._flights.land(call, exc)
             if leased:
@@ -459,7 +459,7 @@ class Client:
         if hit or not finished or key is None or cache is None:
             self._flights.land(call, None)
         else:
-            data = encode_stream(chunks, time.time(), call.req.ttl)
+            data = encode_stream(chunks, time.time(), call.req.ttl, model=call.req.model)
             self._flights.land(call, data)  # waiters are served even a fallback's answer
             if not call.req.controls.no_store and answered_by == call.req.model:
                 await cache.astore({key: data}, call.req.ttl)
@@ -568,7 +568,9 @@ class Client:
                             raise APIResponseValidationError(
                                 f"the provider's embedding {j} is not packed float32: {exc}"
                             ) from None
-                        to_store[keys[i]] = encode_embedding(packed, shares[j], now, req.ttl)
+                        to_store[keys[i]] = encode_embedding(
+                            packed, shares[j], now, req.ttl, model=req.model
+                        )
             except BaseException as exc:
                 self._flights.land(call, exc)  # waiters never wait on a leader that failed
                 fail(call, exc)

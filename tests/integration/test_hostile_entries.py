@@ -22,8 +22,8 @@ from llmstash.testing import FakeProvider
 
 KEY = "sk-test-key-123456"
 DEPTH = 100_000
-HEADER = struct.Struct("<2sBdd")  # magic, kind, stored-at, expires-at (0: never)
-MAGIC = b"L\x02"
+HEADER = struct.Struct("<2sBBddH")  # magic, kind, flags, stored-at, expires-at, model length
+MAGIC = b"L\x03"
 CHAT, STREAM, EMBEDDING = 1, 2, 3
 MARK = "@@hostile@@"
 
@@ -31,7 +31,7 @@ Writer = Callable[[str, bytes], Awaitable[None]]
 
 
 def entry(kind: int, payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, kind, time.time(), 0.0) + payload
+    return HEADER.pack(MAGIC, kind, 0, time.time(), 0.0, 0) + payload
 
 
 def chat_payload(logprobs: Any) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_stream_round_trip_keeps_chunk_boundaries():
 def test_a_stream_of_zero_chunks_is_never_written_or_read():
     with pytest.raises(ValueError):
         encode_stream([], 1.0)
-    forged = MAGIC + b"\x02" + b"\x00" * 16 + msgspec.msgpack.encode([])
+    forged = MAGIC + b"\x02\x00" + b"\x00" * 18 + msgspec.msgpack.encode([])
     with pytest.raises(CacheDataError):
         decode(forged)
 
@@ -116,7 +116,7 @@ def test_deep_nesting_is_a_data_error_not_a_recursion_error():
         {"id": "x", "created": 1, "model": "m", "choices": [{"logprobs": "PLACEHOLDER"}]}
     ).replace(marker, b"\x91" * 100_000 + b"\x90")
     with pytest.raises(CacheDataError):
-        decode(MAGIC + b"\x01" + b"\x00" * 16 + body)
+        decode(MAGIC + b"\x01\x00" + b"\x00" * 18 + body)
 
 
 @pytest.mark.parametrize("typecode", ["f", "d"])
@@ -142,13 +142,14 @@ def test_stored_bytes_are_compact():
         b"",
         b"\xff\xfe\x00",
         b'{"id": "x", "choices": []}',
-        b"L\x02\x09" + b"\x00" * 16 + b"\x80",  # unknown kind
-        b"L\x02\x01" + b"\x00" * 16 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
-        b"L\x02\x01" + b"\x00" * 16 + b"\xc1",  # invalid msgpack
-        b"L\x02\x03" + b"\x00" * 16 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
-        b"L\x02\x03" + b"\x00" * 16 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
-        b"L\x02\x03" + b"\x00" * 16 + b"f\x01",  # vector header cut short
-        b"L\x01\x01" + b"\x00" * 16 + b"\x80",  # the previous format version
+        b"L\x03\x09\x00" + b"\x00" * 18 + b"\x80",  # unknown kind
+        b"L\x03\x01\x00" + b"\x00" * 18 + b"\x93\x01\x02\x03",  # msgpack of the wrong shape
+        b"L\x03\x01\x00" + b"\x00" * 18 + b"\xc1",  # invalid msgpack
+        b"L\x03\x03\x00" + b"\x00" * 18 + struct.pack("<cI", b"x", 1) + b"abcd",  # bad typecode
+        b"L\x03\x03\x00" + b"\x00" * 18 + struct.pack("<cI", b"f", 1) + b"abc",  # torn vector
+        b"L\x03\x03\x00" + b"\x00" * 18 + b"f\x01",  # vector header cut short
+        b"L\x01\x01" + b"\x00" * 16 + b"\x80",  # an older format version
+        b"L\x02\x01" + b"\x00" * 16 + b"\x80",  # the previous format version
     ],
 )
 def test_garbage_is_a_data_error(garbage):
@@ -163,4 +164,24 @@ def test_times_that_are_not_numbers_are_a_data_error(where):
     stored, expires = (math.nan, 0.0) if where == "stored_at" else (1.0, math.nan)
     body = msgspec.msgpack.encode(make_response())
     with pytest.raises(CacheDataError):
-        decode(struct.pack("<2sBdd", MAGIC, 1, stored, expires) + body)
+        decode(struct.pack("<2sBBddH", MAGIC, 1, 0, stored, expires, 0) + body)
+
+
+def test_peek_reads_the_header_without_the_body() -> None:
+    from llmstash.caching._codec import peek
+
+    data = encode_stream(
+        [ModelResponseStream(id="c", created=1, model="m", choices=[])], 100.0, 60.0, model="m/é"
+    )
+    meta = peek(data + b"")
+    assert (meta.kind, meta.model, meta.stored_at, meta.expires_at, meta.size) == (
+        "stream",
+        "m/é",
+        100.0,
+        160.0,
+        len(data),
+    )
+    with pytest.raises(CacheDataError):
+        peek(data[:5])
+    with pytest.raises(CacheDataError):  # the model length runs past the end
+        peek(data[: data.index(b"m/")])

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CacheBackend", "SupportsBudgetedLookup", "SupportsLease"]
+__all__ = [
+    "CacheBackend",
+    "SupportsBudgetedLookup",
+    "SupportsCounters",
+    "SupportsLease",
+    "SupportsScan",
+]
 
 
 @runtime_checkable
@@ -81,4 +87,32 @@ class SupportsLease(Protocol):
 
     async def lease_held(self, key: str) -> bool:
         """Whether anyone holds the lease ``key`` now."""
+        ...
+
+
+@runtime_checkable
+class SupportsScan(Protocol):
+    """A backend whose keys can be listed, for operators' tools (``llmstash cache ls``)."""
+
+    def scan(self, prefix: str, *, batch: int = 500) -> AsyncIterator[list[str]]:
+        """Batches of keys that start with ``prefix``, without blocking the store (Redis:
+        ``SCAN``, never ``KEYS``). A key may appear twice; every key present throughout the
+        scan appears at least once."""
+        ...
+
+
+@runtime_checkable
+class SupportsCounters(Protocol):
+    """A backend that keeps shared counters, so that every process using the same store adds
+    to one set of statistics (``await cache.astats(fleet=True)``).
+
+    Counters live in buckets (one per time slice, named by the caller); each bucket is a map
+    of field name to number and expires ``ttl`` seconds after its last update."""
+
+    async def add_counters(self, bucket: str, counts: Mapping[str, float], ttl: float) -> None:
+        """Add each of ``counts`` to its field in ``bucket`` (created as needed)."""
+        ...
+
+    async def read_counters(self, buckets: Sequence[str]) -> list[dict[str, float]]:
+        """The fields of each bucket, in order (an empty map for a bucket that is absent)."""
         ...

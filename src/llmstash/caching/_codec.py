@@ -1,7 +1,10 @@
 """The one stored format, shared by every backend.
 
-An entry is ``MAGIC (2 bytes) | kind (1 byte) | stored-at | expires-at | payload`` (times are
-float64 unix seconds; expires-at is 0 for an entry that never expires). The payload of a chat
+An entry is ``MAGIC (2 bytes) | kind (1 byte) | flags (1 byte) | stored-at | expires-at |
+model length (2 bytes) | model (UTF-8) | payload`` (times are float64 unix seconds; expires-at is
+0 for an entry that never expires). The header alone tells what an entry is — kind, model, age,
+expiry, size — so tools list entries with :func:`peek` without decoding bodies. ``flags`` is 0
+today; it is reserved for how the payload is encoded (compression). The payload of a chat
 or stream entry is MessagePack of the response objects, every field the provider sent included
 (unknown ones ride in ``model_extra``), decoded by msgspec straight into the typed objects; an
 embedding entry is its packed floats.
@@ -28,20 +31,22 @@ __all__ = [
     "ChatEntry",
     "EmbeddingEntry",
     "Entry",
+    "EntryMeta",
     "StreamEntry",
     "decode",
     "decode_expiry",
     "encode_chat",
     "encode_embedding",
     "encode_stream",
+    "peek",
 ]
 
-MAGIC: Final = b"L\x02"
+MAGIC: Final = b"L\x03"
 _CHAT: Final = 1
 _STREAM: Final = 2
 _EMBEDDING: Final = 3
 
-_HEADER = struct.Struct("<2sBdd")
+_HEADER = struct.Struct("<2sBBddH")  # magic, kind, flags, stored-at, expires-at, model length
 _HEADER_SIZE = _HEADER.size
 _VECTOR = struct.Struct("<cI")  # typecode, prompt tokens; the packed floats follow
 _VECTOR_SIZE = _VECTOR.size
@@ -98,38 +103,105 @@ class EmbeddingEntry(_Entry):
 Entry = ChatEntry | StreamEntry | EmbeddingEntry
 """Any decoded entry."""
 
+KIND_NAMES: Final = {_CHAT: "chat", _STREAM: "stream", _EMBEDDING: "embedding"}
+"""The name of each entry kind, as tools show it."""
 
-def _pack(kind: int, stored_at: float, ttl: float | None, payload: bytes) -> bytes:
+
+class EntryMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """What an entry's header says, read without decoding its body (:func:`peek`)."""
+
+    kind: str
+    """``"chat"``, ``"stream"``, ``"embedding"`` (or ``"kind-N"`` for a kind this release
+    does not know)."""
+    model: str
+    """The model the entry was stored for (``""`` when the writer did not say)."""
+    stored_at: float
+    """Unix time the entry was written."""
+    expires_at: float
+    """Unix time after which the entry is stale; 0 for never."""
+    size: int
+    """Stored bytes, header included."""
+    flags: int = 0
+    """How the payload is encoded (0: plain)."""
+
+
+def _pack(
+    kind: int, stored_at: float, ttl: float | None, payload: bytes, model: str = "", flags: int = 0
+) -> bytes:
     expires_at = stored_at + ttl if ttl else 0.0
-    return _HEADER.pack(MAGIC, kind, stored_at, expires_at) + payload
+    name = model.encode("utf-8", "replace")[:0xFFFF]
+    return _HEADER.pack(MAGIC, kind, flags, stored_at, expires_at, len(name)) + name + payload
 
 
-def encode_chat(response: ModelResponse, stored_at: float, ttl: float | None = None) -> bytes:
-    """Bytes for a chat completion."""
-    return _pack(_CHAT, stored_at, ttl, _encoder.encode(response))
+def _unpack_header(data: bytes) -> tuple[int, int, float, float, str, int]:
+    """``(kind, flags, stored_at, expires_at, model, payload offset)``, or CacheDataError."""
+    try:
+        magic, kind, flags, stored_at, expires_at, name_len = _HEADER.unpack_from(data)
+    except (struct.error, TypeError) as exc:
+        raise CacheDataError("cache entry too short or not bytes") from exc
+    if magic != MAGIC:
+        raise CacheDataError("cache entry has an unknown format")
+    if not (math.isfinite(stored_at) and math.isfinite(expires_at)):
+        raise CacheDataError("cache entry has times that are not numbers")
+    end = _HEADER_SIZE + name_len
+    if len(data) < end:
+        raise CacheDataError("cache entry too short for its header")
+    model = bytes(data[_HEADER_SIZE:end]).decode("utf-8", "replace")
+    return kind, flags, stored_at, expires_at, model, end
+
+
+def peek(data: bytes) -> EntryMeta:
+    """The header of an entry — kind, model, times, size — without decoding its payload.
+
+    Raises :class:`CacheDataError` for bytes that are not an entry of this format."""
+    kind, flags, stored_at, expires_at, model, _ = _unpack_header(data)
+    return EntryMeta(
+        kind=KIND_NAMES.get(kind, f"kind-{kind}"),
+        model=model,
+        stored_at=stored_at,
+        expires_at=expires_at,
+        size=len(data),
+        flags=flags,
+    )
+
+
+def encode_chat(
+    response: ModelResponse, stored_at: float, ttl: float | None = None, *, model: str = ""
+) -> bytes:
+    """Bytes for a chat completion (``model``: the requested model, kept in the header)."""
+    return _pack(_CHAT, stored_at, ttl, _encoder.encode(response), model)
 
 
 def encode_stream(
-    chunks: list[ModelResponseStream], stored_at: float, ttl: float | None = None
+    chunks: list[ModelResponseStream],
+    stored_at: float,
+    ttl: float | None = None,
+    *,
+    model: str = "",
 ) -> bytes:
     """Bytes for a complete stream, chunk boundaries kept."""
     if not chunks:
         raise ValueError("a stream entry needs at least one chunk")
-    return _pack(_STREAM, stored_at, ttl, _encoder.encode(chunks))
+    return _pack(_STREAM, stored_at, ttl, _encoder.encode(chunks), model)
 
 
 def encode_embedding(
-    vector: FloatVector, tokens: int, stored_at: float, ttl: float | None = None
+    vector: FloatVector,
+    tokens: int,
+    stored_at: float,
+    ttl: float | None = None,
+    *,
+    model: str = "",
 ) -> bytes:
     """Bytes for one input's embedding (packed floats) and its share of the prompt tokens."""
     payload = _VECTOR.pack(vector.typecode.encode(), tokens) + vector.tobytes()
-    return _pack(_EMBEDDING, stored_at, ttl, payload)
+    return _pack(_EMBEDDING, stored_at, ttl, payload, model)
 
 
 def decode_expiry(data: bytes) -> float:
     """The expires-at time in an entry's header (0 for never), without decoding the rest."""
     try:
-        magic, _, _, expires_at = _HEADER.unpack_from(data)
+        magic, _, _, _, expires_at, _ = _HEADER.unpack_from(data)
     except (struct.error, TypeError) as exc:
         raise CacheDataError("cache entry too short or not bytes") from exc
     if magic != MAGIC:
@@ -139,15 +211,10 @@ def decode_expiry(data: bytes) -> float:
 
 def decode(data: bytes) -> Entry:
     """Decode any entry; :class:`CacheDataError` if the bytes are not a usable entry of ours."""
-    try:
-        magic, kind, stored_at, expires_at = _HEADER.unpack_from(data)
-    except (struct.error, TypeError) as exc:
-        raise CacheDataError("cache entry too short or not bytes") from exc
-    if magic != MAGIC:
-        raise CacheDataError("cache entry has an unknown format")
-    if not (math.isfinite(stored_at) and math.isfinite(expires_at)):
-        raise CacheDataError("cache entry has times that are not numbers")
-    payload = memoryview(data)[_HEADER_SIZE:]
+    kind, flags, stored_at, expires_at, _, start = _unpack_header(data)
+    if flags:
+        raise CacheDataError(f"cache entry has unknown payload flags {flags}")
+    payload = memoryview(data)[start:]
     try:
         if kind == _CHAT:
             return ChatEntry(_chat_decoder.decode(payload), stored_at, expires_at)
