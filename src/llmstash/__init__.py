@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._log import turn_on_debug
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
     from .exceptions import (
@@ -86,6 +87,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "turn_on_debug": "._log",
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -212,6 +214,7 @@ __all__ = [
     "num_retries",
     "request_timeout",
     "success_callback",
+    "turn_on_debug",
     "types",
     "update_cache",
 ]

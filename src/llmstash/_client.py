@@ -32,9 +32,10 @@ import httpx
 from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_TIMEOUT
 from ._flight import LEAD, RETRY, Flights, take_lease
+from ._log import read_env as read_log_env
 from ._loops import Registration, at_shutdown
 from ._mocks import mock_chat, mock_embedding
-from ._outcome import Call, fail, price, succeed
+from ._outcome import Call, count_embedding_lookups, fail, price, succeed
 from ._request import CallSettings, Request, check_inputs, check_messages, prepare
 from ._streaming import assemble_chunks, response_to_chunks
 from ._streams import AsyncStream, replay
@@ -50,6 +51,7 @@ from .caching._codec import (
     encode_embedding,
     encode_stream,
 )
+from .caching._stats import GARBAGE, NO_CACHE, Miss
 from .exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -122,6 +124,7 @@ class Client:
         self._watcher: object | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_watcher: Registration | None = None
+        read_log_env()
 
     async def __aenter__(self) -> Client:
         self._check_open()
@@ -259,13 +262,20 @@ class Client:
                     raise _not_unicode() from None
                 if not req.controls.no_cache:
                     max_age = req.controls.max_age
-                    entry = cache.lookup_nowait(key, max_age)
+                    if call.debug:
+                        looked = time.perf_counter()
+                    entry = cache.probe_nowait(key, max_age)
                     if entry is NEEDS_IO:
-                        entry = await cache.alookup(key, max_age)
-                    if entry is not None:
+                        entry = await cache.aprobe(key, max_age)
+                    if call.debug:
+                        call.lookup_s = time.perf_counter() - looked
+                    if isinstance(entry, Miss):
+                        call.miss = entry
+                    else:
                         served = self._serve(call, entry)
                         if served is not None:
                             return served
+                        call.miss = GARBAGE  # an entry that cannot serve this call
                     shared = await self._follow(call, key)
                     if isinstance(shared, bytes):
                         served = self._serve(call, _decode_shared(shared), coalesced=True)
@@ -275,6 +285,8 @@ class Client:
                         self._flights.lead(call)
                     else:
                         call.alone = True  # a stalled stream leads: call, but not wait
+                else:
+                    call.miss = NO_CACHE
             if req.stream:
                 return await self._stream_miss(call)
             return await self._chat_miss(call)
@@ -344,7 +356,12 @@ class Client:
         self._flights.land(call, data)
         if data is not None and cache is not None and key is not None:
             if answered_by == req.model and not req.controls.no_store:
-                await cache.astore({key: data}, req.ttl)
+                await cache.astore(
+                    {key: data},
+                    req.ttl,
+                    model=req.model,
+                    namespace=req.controls.namespace or cache.namespace,
+                )
             if leased:
                 await cache.arelease_lease(key)
         return succeed(call, response, hit=False, model=answered_by)
@@ -462,7 +479,12 @@ class Client:
             data = encode_stream(chunks, time.time(), call.req.ttl, model=call.req.model)
             self._flights.land(call, data)  # waiters are served even a fallback's answer
             if not call.req.controls.no_store and answered_by == call.req.model:
-                await cache.astore({key: data}, call.req.ttl)
+                await cache.astore(
+                    {key: data},
+                    call.req.ttl,
+                    model=call.req.model,
+                    namespace=call.req.controls.namespace or cache.namespace,
+                )
         if leased and cache is not None and key is not None:
             await cache.arelease_lease(key)
         if not chunks:
@@ -515,6 +537,7 @@ class Client:
         vectors: list[Any] = [None] * n
         tokens = [0] * n
         keys: list[str] = []
+        misses: dict[int, Miss] = {}
         if cache is not None:
             try:
                 keys = cache.input_cache_keys(
@@ -523,21 +546,33 @@ class Client:
             except UnicodeEncodeError:
                 raise _not_unicode() from None
             if not req.controls.no_cache:
-                for i, entry in enumerate(await cache.alookup_many(keys, req.controls.max_age)):
+                if call.debug:
+                    looked = time.perf_counter()
+                found = await cache.aprobe_many(keys, req.controls.max_age)
+                if call.debug:
+                    call.lookup_s = time.perf_counter() - looked
+                for i, entry in enumerate(found):
                     if isinstance(entry, EmbeddingEntry):
                         vectors[i], tokens[i] = entry.vector, entry.tokens
-                    elif entry is not None:
+                    elif isinstance(entry, Miss):
+                        misses[i] = entry
+                    else:
+                        misses[i] = GARBAGE
                         logger.warning(
                             "llmstash cache: ignoring entry %s (%s, not an embedding)",
                             keys[i],
                             type(entry).__name__,
                         )
+            else:
+                misses = dict.fromkeys(range(n), NO_CACHE)
         missing = [i for i in range(n) if vectors[i] is None]
         coalesced = False
         if missing and cache is not None and not req.controls.no_cache:
             coalesced = await self._join_embedding(call, keys, missing, vectors, tokens)
             if coalesced:
                 missing = []
+        if cache is not None:
+            count_embedding_lookups(call, cache, tokens, misses, missing, coalesced)
         fresh_cost: float | None = 0.0
         if missing:
             asked = [inputs[i] for i in missing]
@@ -577,7 +612,12 @@ class Client:
                 raise
             self._flights.land(call, to_store or None)
             if to_store and cache is not None and not req.controls.no_store:
-                await cache.astore(to_store, req.ttl)
+                await cache.astore(
+                    to_store,
+                    req.ttl,
+                    model=req.model,
+                    namespace=req.controls.namespace or cache.namespace,
+                )
         want_b64 = req.params.get("encoding_format") == "base64"
         data = [
             Embedding(embedding=_as_b64(v) if want_b64 else v, index=i)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._cost import completion_cost, embedding_cost
+from ._log import DEBUG, logger, short_key
 from ._request import CallSettings, Request
 from .types import EmbeddingResponse, Usage
 
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
     import asyncio
 
     from ._callbacks import CallbackDispatcher
+    from .caching import Cache
+    from .caching._stats import Miss
 
-__all__ = ["Call", "fail", "price", "succeed"]
+__all__ = ["Call", "count_embedding_lookups", "fail", "price", "succeed"]
 
 
 class Call:
@@ -38,11 +41,15 @@ class Call:
         "alone",
         "answered_by",
         "call_id",
+        "counted",
+        "debug",
         "dispatcher",
         "flight",
         "flight_key",
         "idle_since",
         "key",
+        "lookup_s",
+        "miss",
         "provider_name",
         "req",
         "resolved_base",
@@ -70,6 +77,14 @@ class Call:
         """Calls the provider without waiting for anyone (a stalled stream leads its flight)."""
         self.idle_since: float | None = None
         """For a streamed leader: loop time since which it waits on its reader (None: busy)."""
+        self.miss: Miss | None = None
+        """Why the cache lookup missed (set on the miss path only)."""
+        self.counted = False
+        """The lookup(s) of this call are in the cache's stats already."""
+        self.debug = logger.isEnabledFor(DEBUG)
+        """Log this call (at DEBUG); asked once per call."""
+        self.lookup_s: float | None = None
+        """Seconds the cache lookup took (measured only when logging at DEBUG)."""
 
     def event_kwargs(self) -> dict[str, Any]:
         """The kwargs every callback event of this call carries (LiteLLM's names)."""
@@ -144,6 +159,11 @@ def succeed(
     if extra:
         hidden.update(extra)
     response.__dict__["_llmstash_hidden"] = hidden  # what response._hidden_params reads
+    cache = call.req.cache
+    if cache is not None and cache._stats is not None:
+        _count(call, cache, hit, coalesced, full, response)
+    if call.debug:
+        _log_call(call, hit, coalesced)
     settings = call.settings
     if settings.has_hooks:
         kwargs = call.event_kwargs()
@@ -164,8 +184,89 @@ def succeed(
     return response
 
 
+def _count(
+    call: Call, cache: Cache, hit: bool, coalesced: bool, full: float | None, response: Any
+) -> None:
+    """Add a finished call to its cache's stats: its lookup (unless counted already) and, for
+    a call the provider answered, the provider's time."""
+    stats = cache._stats
+    assert stats is not None
+    req = call.req
+    namespace = req.controls.namespace or cache.namespace
+    if not call.counted:
+        call.counted = True
+        if hit:
+            usage = getattr(response, "usage", None)
+            tokens = (usage.total_tokens or 0) if usage is not None else 0
+            stats.hit(namespace, req.model, tokens, full, int(coalesced))
+        else:
+            stats.miss(namespace, req.model, call.miss.reason if call.miss else "absent")
+    if not hit and req.mock_response is None:
+        stats.provider(namespace, req.model, time.time() - call.start)
+
+
+def count_embedding_lookups(
+    call: Call,
+    cache: Cache,
+    tokens: list[int],
+    misses: dict[int, Miss],
+    missing: list[int],
+    coalesced: bool,
+) -> None:
+    """Add an embedding call's lookups (one per input) to its cache's stats."""
+    stats = cache._stats
+    call.counted = True
+    if stats is None:
+        return
+    req = call.req
+    namespace = req.controls.namespace or cache.namespace
+    left = set(missing)
+    saved = sum(t for i, t in enumerate(tokens) if i not in left)
+    hits = len(tokens) - len(missing)
+    if hits:
+        usage = Usage(prompt_tokens=saved, total_tokens=saved)
+        cost = price(req, EmbeddingResponse(data=[], model=req.model, usage=usage))
+        stats.hit(namespace, req.model, saved, cost, len(misses) if coalesced else 0, n=hits)
+    for i in missing:
+        miss = misses.get(i)
+        stats.miss(namespace, req.model, miss.reason if miss is not None else "absent")
+
+
+def _log_call(call: Call, hit: bool, coalesced: bool, error: BaseException | None = None) -> None:
+    req = call.req
+    cache = req.cache
+    if cache is None:
+        outcome = "uncached"
+    elif hit:
+        outcome = "hit (coalesced)" if coalesced else "hit"
+    else:
+        outcome = f"miss ({call.miss.reason if call.miss else 'absent'})"
+    lookup = "-" if call.lookup_s is None else f"{call.lookup_s * 1000:.2f} ms"
+    logger.debug(
+        "llmstash call: %s %s key=%s model=%s namespace=%s lookup=%s total=%.2f ms%s",
+        req.call_type,
+        outcome,
+        short_key(call.key),
+        req.model,
+        (req.controls.namespace or cache.namespace or "-") if cache is not None else "-",
+        lookup,
+        (time.time() - call.start) * 1000,
+        f" error={type(error).__name__}" if error is not None else "",
+    )
+
+
 def fail(call: Call, exc: BaseException) -> None:
     """Report a failed call to the failure hooks."""
+    cache = call.req.cache
+    if cache is not None and cache._stats is not None and not call.counted:
+        call.counted = True
+        cache._stats.miss(
+            call.req.controls.namespace or cache.namespace,
+            call.req.model,
+            call.miss.reason if call.miss else "absent",
+        )
+    if call.debug:
+        _log_call(call, False, False, exc)
     settings = call.settings
     if not settings.has_hooks or not isinstance(exc, Exception):
         return

@@ -23,13 +23,30 @@ from .._config import (
 )
 from .._loops import at_shutdown
 from ..exceptions import CacheDataError, InvalidRequestError
-from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
+from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsCounters, SupportsLease
 from ._codec import Entry, decode, decode_expiry
 from ._guard import Guard, describe
 from ._keys import chat_key, make_input_keys, make_key
 from ._memory import MemoryBackend
 from ._settings import check_number, check_ttl, redis_factory
-from ._writes import WritePath
+from ._stats import (
+    ABSENT,
+    BREAKER,
+    BUCKET_TTL,
+    BUDGET,
+    ERROR,
+    EXPIRED,
+    FLUSH_INTERVAL,
+    GARBAGE,
+    TOO_OLD,
+    CacheStats,
+    Miss,
+    Recorder,
+    bucket_names,
+    current_bucket,
+    from_buckets,
+)
+from ._writes import BACKGROUND_WRITE_LIMIT, WritePath
 
 __all__ = ["ALL_CALL_TYPES", "NEEDS_IO", "Cache"]
 
@@ -98,6 +115,10 @@ class Cache:
     ``async with Cache(...) as cache:`` closes it on exit.
 
     ``cache.get_cache_key(**call_kwargs)`` computes a key and may be replaced by assignment.
+
+    ``cache.stats()`` counts this process's hits, misses (by reason), stores and savings;
+    ``await cache.astats(fleet=True)`` sums every process sharing the backend, from counters
+    the backend keeps (sent along with the writes). ``stats=False`` turns both off.
     """
 
     def __init__(
@@ -128,6 +149,7 @@ class Cache:
         breaker_reset: float = DEFAULT_BREAKER_RESET,
         redis_flush_size: int | None = None,
         lease: float | None = None,
+        stats: bool = True,
         **kwargs: Any,
     ) -> None:
         cache_type = getattr(type, "value", type)
@@ -179,7 +201,11 @@ class Cache:
         self._tier_ttl = 0.0
         self._backends = _Backends()
         self._owns_shared = backend is None
-        self._writes = WritePath(self._backends.current, self._guard)
+        self._stats: Recorder | None = Recorder() if stats else None
+        self._writes = WritePath(self._backends.current, self._guard, self._stats)
+        self._backends.recorder = self._stats
+        if self._stats is not None:
+            self._stats.on_dirty = self._backends.schedule_send
 
         if backend is not None:
             self._backends.shared = backend
@@ -279,25 +305,33 @@ class Cache:
         """The backend serving the current event loop (Redis clients belong to one loop)."""
         return self._backends.current()
 
-    def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | None:
+    def _decode(self, key: str, raw: bytes | None, max_age: float | None) -> Entry | Miss:
         if raw is None:
-            return None
+            return self._absent(key)
         try:
             entry = decode(raw)
         except CacheDataError as exc:
             logger.warning("llmstash cache: ignoring unreadable entry %s (%s)", key, exc)
-            return None
+            return GARBAGE
         if max_age is not None or entry.expires_at:
             now = time.time()
             if max_age is not None and now - entry.stored_at > max_age:
-                return None
+                return TOO_OLD
             if entry.expires_at and now > entry.expires_at:
-                return None  # the backend should have dropped it already; never serve it
+                return EXPIRED  # the backend should have dropped it already; never serve it
         return entry
 
-    def lookup_nowait(self, key: str, max_age: float | None = None) -> Entry | None | _NeedsIO:
-        """In-process fast path: the entry, ``None`` for a miss, or :data:`NEEDS_IO` when the
-        lookup has to ask the backend (call :meth:`alookup`)."""
+    def _absent(self, key: str) -> Miss:
+        """Why nothing was found: an in-memory store says whether it just dropped ``key`` as
+        expired (Redis drops expired keys itself, so they are simply absent there)."""
+        local = self._local_backend if self._local_backend is not None else self._tier
+        if local is not None and local.last_expired == key:
+            return EXPIRED
+        return ABSENT
+
+    def probe_nowait(self, key: str, max_age: float | None = None) -> Entry | Miss | _NeedsIO:
+        """:meth:`lookup_nowait`, with a :class:`~llmstash.caching._stats.Miss` saying why
+        instead of ``None``."""
         if self._local_backend is not None:
             return self._decode(key, self._local_backend.get_nowait(key), max_age)
         raw = self._writes.pending.get(key)
@@ -307,18 +341,38 @@ class Cache:
             return self._decode(key, raw, max_age)
         return NEEDS_IO
 
-    async def alookup(self, key: str, max_age: float | None = None) -> Entry | None:
-        """The decoded entry under ``key``, or ``None``. Never raises for backend trouble."""
-        fast = self.lookup_nowait(key, max_age)
+    async def aprobe(self, key: str, max_age: float | None = None) -> Entry | Miss:
+        """:meth:`alookup`, with a :class:`~llmstash.caching._stats.Miss` saying why instead
+        of ``None``."""
+        fast = self.probe_nowait(key, max_age)
         if fast is not NEEDS_IO:
             return fast
         raw = await self._guarded_get([key])
-        return self._decode(key, raw[0] if raw else None, max_age)
+        if isinstance(raw, Miss):
+            return raw
+        return self._decode(key, raw[0], max_age)
+
+    def lookup_nowait(self, key: str, max_age: float | None = None) -> Entry | None | _NeedsIO:
+        """In-process fast path: the entry, ``None`` for a miss, or :data:`NEEDS_IO` when the
+        lookup has to ask the backend (call :meth:`alookup`)."""
+        found = self.probe_nowait(key, max_age)
+        return None if isinstance(found, Miss) else found
+
+    async def alookup(self, key: str, max_age: float | None = None) -> Entry | None:
+        """The decoded entry under ``key``, or ``None``. Never raises for backend trouble."""
+        found = await self.aprobe(key, max_age)
+        return None if isinstance(found, Miss) else found
 
     async def alookup_many(
         self, keys: Sequence[str], max_age: float | None = None
     ) -> list[Entry | None]:
         """Entries for ``keys`` in one backend round trip; misses where anything fails."""
+        return [None if isinstance(e, Miss) else e for e in await self.aprobe_many(keys, max_age)]
+
+    async def aprobe_many(
+        self, keys: Sequence[str], max_age: float | None = None
+    ) -> list[Entry | Miss]:
+        """:meth:`alookup_many`, with a :class:`~llmstash.caching._stats.Miss` per miss."""
         if self._local_backend is not None:
             get = self._local_backend.get_nowait
             return [self._decode(k, get(k), max_age) for k in keys]
@@ -330,17 +384,23 @@ class Cache:
                 for r, k in zip(raws, keys, strict=True)
             ]
         missing = [i for i, r in enumerate(raws) if r is None]
+        failed: Miss | None = None
         if missing:
             fetched = await self._guarded_get([keys[i] for i in missing])
-            if fetched:
+            if isinstance(fetched, Miss):
+                failed = fetched
+            else:
                 for i, raw in zip(missing, fetched, strict=True):
                     raws[i] = raw
-        return [self._decode(k, r, max_age) for k, r in zip(keys, raws, strict=True)]
+        return [
+            failed if r is None and failed is not None else self._decode(k, r, max_age)
+            for k, r in zip(keys, raws, strict=True)
+        ]
 
-    async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
+    async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | Miss:
         guard = self._guard
         if not guard.allow():
-            return None
+            return BREAKER
         budget = guard.lookup_timeout
         try:
             backend = self.backend
@@ -356,10 +416,11 @@ class Cache:
                     raise TimeoutError(f"no answer within {budget}s")
         except Exception as exc:
             guard.fail("lookup", exc)
-            return None
+            timed_out = isinstance(exc, TimeoutError) or "did not answer within" in str(exc)
+            return BUDGET if timed_out else ERROR
         if not isinstance(result, list) or len(result) != len(keys):
             guard.fail("lookup", TypeError("backend answered with the wrong number of values"))
-            return None
+            return ERROR
         guard.ok()
         if self._tier is not None:
             for k, raw in zip(keys, result, strict=True):
@@ -380,14 +441,25 @@ class Cache:
         if ttl > 0:
             self._tier.set_nowait(key, raw, ttl=ttl)
 
-    async def astore(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+    async def astore(
+        self,
+        items: Mapping[str, bytes],
+        ttl: float | None,
+        *,
+        model: str = "",
+        namespace: str | None = None,
+    ) -> None:
         """Store entries, write-through: in memory at once; on Redis this returns when the
-        write is acknowledged or ``write_timeout`` ran out. Never raises for backend trouble."""
+        write is acknowledged or ``write_timeout`` ran out. Never raises for backend trouble.
+        ``model`` and ``namespace`` say whose entries they are, for :meth:`stats`."""
         if ttl is not None and ttl <= 0:
             return
+        recorder = self._stats
         if self._local_backend is not None:
             for key, value in items.items():
                 self._local_backend.set_nowait(key, value, ttl=ttl)
+            if recorder is not None:
+                recorder.stored(namespace, model, len(items), 0)
             return
         if self._tier is not None:
             tier_ttl = self._tier_ttl if ttl is None else min(ttl, self._tier_ttl)
@@ -395,12 +467,19 @@ class Cache:
                 self._tier.set_nowait(key, value, ttl=tier_ttl)
         if not self._guard.allow():
             self._writes.given_up += len(items)
+            if recorder is not None:
+                recorder.stored(namespace, model, 0, len(items))
             return
-        await self._writes.store(items, ttl)
+        ok = await self._writes.store(items, ttl)
+        if recorder is not None:
+            n = len(items)
+            recorder.stored(namespace, model, n if ok else 0, 0 if ok else n)
 
     async def aflush_writes(self) -> None:
-        """Wait until writes started on this event loop have finished (or failed)."""
+        """Wait until writes started on this event loop have finished (or failed), and send
+        this process's counters to the backend (for :meth:`astats` with ``fleet=True``)."""
         await self._writes.aflush()
+        await self._backends.send_counters(self.backend)
 
     def _lease_backend(self) -> SupportsLease | None:
         if self.lease is None or not self._guard.allow():
@@ -481,20 +560,50 @@ class Cache:
             logger.warning("llmstash cache: ping failed (%s)", describe(exc))
             return False
 
-    def stats(self) -> dict[str, Any]:
-        """Counters of this process: breaker state, writes acknowledged and given up on, and
-        the memory backend's own stats."""
+    def stats(self) -> CacheStats:
+        """What this cache did in this process since it was made — hits, misses by reason,
+        stores, write failures, tokens, cost and provider time saved, overall, by model and by
+        namespace — plus breaker and write-path state; no I/O. ``stats["breaker_open"]``
+        reads a field; ``.to_dict()`` gives plain values."""
+        recorder = self._stats
+        out = recorder.snapshot() if recorder is not None else CacheStats()
         breaker = self._guard.breaker
-        out: dict[str, Any] = {
-            "type": self.type,
-            "breaker_open": breaker.is_open,
-            "consecutive_failures": breaker.failures,
-            "pending_writes": self._writes.in_flight,
-            "writes": self._writes.written,
-            "writes_given_up": self._writes.given_up,
-        }
+        out.type = self.type
+        out.breaker_open = breaker.is_open
+        out.consecutive_failures = breaker.failures
+        out.pending_writes = self._writes.in_flight
+        out.writes = self._writes.written
+        out.writes_given_up = self._writes.given_up
         if self._local_backend is not None:
-            out.update(self._local_backend.stats())
+            out.backend = dict(self._local_backend.stats())
+        return out
+
+    async def astats(self, fleet: bool = False, since: float | None = 3600) -> CacheStats:
+        """:meth:`stats`, or with ``fleet=True`` the sum over every process sharing this
+        cache's backend for the last ``since`` seconds (rounded out to whole minutes;
+        ``None``: all kept, about a week). This process's unsent counters are sent first.
+        A backend that keeps no shared counters gives this process's stats."""
+        local = self.stats()
+        if not fleet:
+            return local
+        if since is not None:
+            check_number(since, "since", minimum=0)
+        backend = self.backend
+        if self._stats is None or not isinstance(backend, SupportsCounters):
+            return local
+        await self._backends.send_counters(backend)
+        buckets = await backend.read_counters(bucket_names(since))
+        out = from_buckets(buckets, since)
+        for name in (
+            "type",
+            "breaker_open",
+            "consecutive_failures",
+            "pending_writes",
+            "writes",
+            "writes_given_up",
+            "backend",
+        ):
+            setattr(out, name, getattr(local, name))
         return out
 
     async def aclose(self) -> None:
@@ -520,9 +629,12 @@ class _Backends:
     from the :class:`Cache` so that nothing in it refers back to the cache, which is then
     freed (and its connections closed) as soon as its last user drops it."""
 
-    __slots__ = ("factory", "per_loop", "shared", "spare")
+    __slots__ = ("factory", "per_loop", "recorder", "shared", "spare", "timers")
 
     def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+        """The cache's counters, sent to the backend by :meth:`send_counters`."""
+        self.timers: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self.shared: CacheBackend | None = None
         self.factory: Callable[[], CacheBackend] | None = None
         self.spare: CacheBackend | None = None
@@ -542,13 +654,55 @@ class _Backends:
             made = backend
 
             async def end_of_loop() -> None:
-                # The loop is shutting down: its connections go with it.
+                # The loop is shutting down: its connections go with it, counters sent first.
                 if self.per_loop.get(loop) is made:
                     del self.per_loop[loop]
+                await self.send_counters(made)
                 await made.aclose()
 
             at_shutdown(loop, end_of_loop)
         return backend
+
+    def schedule_send(self) -> None:
+        """Send the counters within :data:`FLUSH_INTERVAL` seconds, on this event loop (for a
+        process that only hits: misses send them with their writes). An in-memory backend is
+        sent its counters only when they are read."""
+        shared = self.shared
+        if shared is not None and getattr(shared, "is_local", False):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop in self.timers:
+            return
+        self.timers.add(loop)
+        loop.call_later(FLUSH_INTERVAL, self._send_later, loop)
+
+    def _send_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timers.discard(loop)
+        recorder = self.recorder
+        if recorder is None or not recorder.dirty:
+            return
+        task = loop.create_task(self.send_counters(self.current()))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    async def send_counters(self, backend: CacheBackend) -> None:
+        """Add what the counters grew by since they were last sent to ``backend``'s shared
+        counters; on failure they are kept for the next send."""
+        recorder = self.recorder
+        if recorder is None or not recorder.dirty or not isinstance(backend, SupportsCounters):
+            return
+        fields = recorder.take()
+        if not fields:
+            return
+        try:
+            with anyio.fail_after(BACKGROUND_WRITE_LIMIT):
+                await backend.add_counters(current_bucket(), fields, BUCKET_TTL)
+        except Exception as exc:
+            recorder.give_back(fields)
+            logger.debug("llmstash cache: sending counters failed (%s)", describe(exc))
 
     def close_soon(self) -> None:
         """Close every per-loop backend on its own loop, from any thread; a backend of a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from llmstash._config import DEFAULT_MEMORY_MAX_BYTES, DEFAULT_MEMORY_MAX_SIZE
 
@@ -32,6 +32,7 @@ class MemoryBackend:
     __slots__ = (
         "_bytes",
         "_clock",
+        "_counters",
         "_data",
         "_evictions",
         "_lock",
@@ -41,6 +42,7 @@ class MemoryBackend:
         "_max_bytes",
         "_max_size",
         "_misses",
+        "last_expired",
     )
 
     is_local: bool = True
@@ -67,6 +69,9 @@ class MemoryBackend:
         self._misses = 0
         self._evictions = 0
         self._expired = 0
+        self._counters: dict[str, tuple[dict[str, float], float]] = {}
+        self.last_expired: str | None = None
+        """The key last found expired (and dropped): a miss on it was an expiry."""
         # Sync calls run on llmstash's own loop thread, async calls on the caller's: both may
         # share one in-memory cache. Uncontended, the lock costs about 0.1 µs.
         self._lock = threading.Lock()
@@ -91,6 +96,7 @@ class MemoryBackend:
             del self._data[key]
             self._bytes -= len(value) + len(key)
             self._expired += 1
+            self.last_expired = key
         self._misses += 1
         return None
 
@@ -165,6 +171,36 @@ class MemoryBackend:
         """Whether a live lease ``key`` is held."""
         deadline = self._leases.get(key)
         return deadline is not None and deadline > self._clock()
+
+    async def scan(self, prefix: str, *, batch: int = 500) -> AsyncIterator[list[str]]:
+        """Batches of the keys that start with ``prefix`` (a snapshot taken batch by batch)."""
+        with self._lock:
+            keys = [key for key in self._data if key.startswith(prefix)]
+        for i in range(0, len(keys), max(1, batch)):
+            yield keys[i : i + batch]
+
+    async def add_counters(self, bucket: str, counts: Mapping[str, float], ttl: float) -> None:
+        """Add ``counts`` to the fields of ``bucket``, which expires ``ttl`` s from now."""
+        now = self._clock()
+        with self._lock:
+            fields, deadline = self._counters.get(bucket, ({}, 0.0))
+            if deadline <= now:
+                fields = {}
+            for name, value in counts.items():
+                fields[name] = fields.get(name, 0) + value
+            self._counters[bucket] = (fields, now + ttl)
+            for name in [b for b, (_, d) in self._counters.items() if d <= now]:
+                del self._counters[name]
+
+    async def read_counters(self, buckets: Sequence[str]) -> list[dict[str, float]]:
+        """The fields of each bucket (empty for an absent or expired one)."""
+        now = self._clock()
+        with self._lock:
+            out = []
+            for bucket in buckets:
+                fields, deadline = self._counters.get(bucket, ({}, 0.0))
+                out.append(dict(fields) if deadline > now else {})
+            return out
 
     def stats(self) -> dict[str, int]:
         """Counters since creation: ``entries``, ``bytes`` (as bounded by ``max_bytes``),

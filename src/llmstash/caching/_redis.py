@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import anyio
@@ -265,6 +265,80 @@ class RedisBackend:
             raise _failed("SCAN/UNLINK", exc) from exc
         return removed
 
+    async def scan(self, prefix: str, *, batch: int = 500) -> AsyncIterator[list[str]]:
+        """Batches of keys starting with ``prefix``: ``SCAN MATCH`` (on a cluster, on every
+        primary), never ``KEYS``. Glob characters in ``prefix`` match only themselves."""
+        pattern = prefix.translate(_GLOB_ESCAPES) + "*"
+        found: list[str] = []
+        try:
+            async for key in self._client.scan_iter(match=pattern, count=max(batch, 10)):
+                found.append(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
+                if len(found) >= batch:
+                    yield found
+                    found = []
+        except _ERRORS as exc:
+            raise _failed("SCAN", exc) from exc
+        if found:
+            yield found
+
+    async def add_counters(self, bucket: str, counts: Mapping[str, float], ttl: float) -> None:
+        """Add ``counts`` to the hash ``bucket`` (HINCRBY, HINCRBYFLOAT for fractions) and
+        make it expire ``ttl`` seconds from now: one pipeline, one key (so one cluster slot)."""
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                _queue_counters(pipe, bucket, counts, ttl)
+                await pipe.execute()
+        except _ERRORS as exc:
+            raise _failed("HINCRBY", exc) from exc
+
+    async def read_counters(self, buckets: Sequence[str]) -> list[dict[str, float]]:
+        """Every field of each bucket: one pipeline of HGETALLs (split by node on a
+        cluster)."""
+        if not buckets:
+            return []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for bucket in buckets:
+                    pipe.hgetall(bucket)
+                replies = await pipe.execute()
+        except _ERRORS as exc:
+            raise _failed("HGETALL", exc) from exc
+        out: list[dict[str, float]] = []
+        for reply in replies:
+            fields: dict[str, float] = {}
+            for name, value in (reply or {}).items():
+                text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                try:
+                    fields[text] = float(value)
+                except (TypeError, ValueError):
+                    continue
+            out.append(fields)
+        return out
+
+    async def set_with_counters(
+        self,
+        items: Mapping[str, bytes],
+        ttl: float | None,
+        bucket: str,
+        counts: Mapping[str, float],
+        counters_ttl: float,
+    ) -> None:
+        """:meth:`set_many` and :meth:`add_counters` in one pipeline: the counters cost the
+        write path no extra round trip."""
+        if ttl is not None and ttl <= 0:
+            await self.delete(*items)
+            await self.add_counters(bucket, counts, counters_ttl)
+            return
+        px = None if ttl is None else _px(ttl)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, value, px=px)
+                _queue_counters(pipe, bucket, counts, counters_ttl)
+                await pipe.execute()
+        except _ERRORS as exc:
+            raise _failed("SET", exc) from exc
+
     async def ping(self) -> bool:
         """True when Redis answers PING; false when it cannot be reached or refuses."""
         try:
@@ -314,6 +388,15 @@ class RedisBackend:
             return bool(await self._client.exists(key))
         except _ERRORS as exc:
             raise _failed("EXISTS", exc) from exc
+
+
+def _queue_counters(pipe: Any, bucket: str, counts: Mapping[str, float], ttl: float) -> None:
+    for name, value in counts.items():
+        if float(value).is_integer():
+            pipe.hincrby(bucket, name, int(value))
+        else:
+            pipe.hincrbyfloat(bucket, name, float(value))
+    pipe.pexpire(bucket, _px(ttl))
 
 
 def _fast_reader(client: Redis | RedisCluster) -> PipelinedReader | None:

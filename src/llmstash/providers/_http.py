@@ -22,6 +22,7 @@ import httpx
 import msgspec
 
 from .._config import DEFAULT_RETRY_BASE_DELAY, DEFAULT_RETRY_MAX_DELAY
+from .._log import DEBUG, log_attempt, logger
 from ..exceptions import (
     APIConnectionError,
     APIError,
@@ -469,13 +470,19 @@ class Sender:
     ) -> httpx.Response:
         """Send ``request`` until it succeeds or retries run out; the body is read."""
         attempt = 0
+        debug = logger.isEnabledFor(DEBUG)
         while True:
             await _authorize(request, route)
             failure: httpx.TransportError | None = None
+            sent = time.perf_counter()
             try:
                 response = await http.send(request)
             except httpx.TransportError as exc:
                 failure = exc
+            if debug:
+                status = type(failure).__name__ if failure is not None else response.status_code
+                elapsed = time.perf_counter() - sent
+                log_attempt(request.method, request.url, status, elapsed, attempt)
             if failure is not None:
                 if attempt < num_retries and _retryable_transport(failure):
                     await self._backoff(attempt, None)
@@ -509,6 +516,7 @@ class Sender:
         parser; after it, failures are raised. The response is closed however iteration ends.
         """
         attempt = 0
+        debug = logger.isEnabledFor(DEBUG)
         while True:
             yielded = False
             response: httpx.Response | None = None
@@ -516,7 +524,14 @@ class Sender:
             retry_after = None
             try:
                 await _authorize(request, route)
-                response = await http.send(request, stream=True)
+                sent = time.perf_counter()
+                try:
+                    response = await http.send(request, stream=True)
+                finally:
+                    if debug:
+                        status = "error" if response is None else response.status_code
+                        elapsed = time.perf_counter() - sent
+                        log_attempt(request.method, request.url, status, elapsed, attempt)
                 if not response.is_success:
                     await response.aread()
                     raise status_error(response, route)
