@@ -200,7 +200,7 @@ def _count(
             tokens = (usage.total_tokens or 0) if usage is not None else 0
             stats.hit(namespace, req.model, tokens, full, int(coalesced))
         else:
-            stats.miss(namespace, req.model, call.miss.reason if call.miss else "absent")
+            stats.miss(namespace, req.model, call.miss.reason if call.miss is not None else "absent")
     if not hit and req.mock_response is None:
         stats.provider(namespace, req.model, time.time() - call.start)
 
@@ -240,7 +240,7 @@ def _log_call(call: Call, hit: bool, coalesced: bool, error: BaseException | Non
     elif hit:
         outcome = "hit (coalesced)" if coalesced else "hit"
     else:
-        outcome = f"miss ({call.miss.reason if call.miss else 'absent'})"
+        outcome = f"miss ({call.miss.reason if call.miss is not None else 'absent'})"
     lookup = "-" if call.lookup_s is None else f"{call.lookup_s * 1000:.2f} ms"
     logger.debug(
         "llmstash call: %s %s key=%s model=%s namespace=%s lookup=%s total=%.2f ms%s",
@@ -263,7 +263,7 @@ def fail(call: Call, exc: BaseException) -> None:
         cache._stats.miss(
             call.req.controls.namespace or cache.namespace,
             call.req.model,
-            call.miss.reason if call.miss else "absent",
+            call.miss.reason if call.miss is not None else "absent",
         )
     if call.debug:
         _log_call(call, False, False, exc)

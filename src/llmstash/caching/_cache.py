@@ -74,6 +74,15 @@ class _NeedsIO(enum.Enum):
 
 
 NEEDS_IO: Final = _NeedsIO.NEEDS_IO
+_PROCESS_FIELDS: Final = (
+    "type",
+    "breaker_open",
+    "consecutive_failures",
+    "pending_writes",
+    "writes",
+    "writes_given_up",
+    "backend",
+)
 """What :meth:`Cache.lookup_nowait` answers when the lookup has to wait on the backend."""
 
 
@@ -479,7 +488,10 @@ class Cache:
         """Wait until writes started on this event loop have finished (or failed), and send
         this process's counters to the backend (for :meth:`astats` with ``fleet=True``)."""
         await self._writes.aflush()
-        await self._backends.send_counters(self.backend)
+        backends = self._backends
+        backend = backends.shared or backends.per_loop.get(asyncio.get_running_loop())
+        if backend is not None:  # none made on this loop: nothing to send through
+            await backends.send_counters(backend)
 
     def _lease_backend(self) -> SupportsLease | None:
         if self.lease is None or not self._guard.allow():
@@ -578,12 +590,20 @@ class Cache:
             out.backend = dict(self._local_backend.stats())
         return out
 
-    async def astats(self, fleet: bool = False, since: float | None = 3600) -> CacheStats:
+    async def astats(
+        self, fleet: bool = False, since: float | None = 3600, namespace: str | None = None
+    ) -> CacheStats:
         """:meth:`stats`, or with ``fleet=True`` the sum over every process sharing this
         cache's backend for the last ``since`` seconds (rounded out to whole minutes;
         ``None``: all kept, about a week). This process's unsent counters are sent first.
-        A backend that keeps no shared counters gives this process's stats."""
+        A backend that keeps no shared counters gives this process's stats. ``namespace``
+        keeps only that namespace's traffic (``""``: calls without one)."""
         local = self.stats()
+        if namespace is not None and self._stats is not None:
+            filtered = self._stats.snapshot(namespace)
+            for name in _PROCESS_FIELDS:
+                setattr(filtered, name, getattr(local, name))
+            local = filtered
         if not fleet:
             return local
         if since is not None:
@@ -593,16 +613,8 @@ class Cache:
             return local
         await self._backends.send_counters(backend)
         buckets = await backend.read_counters(bucket_names(since))
-        out = from_buckets(buckets, since)
-        for name in (
-            "type",
-            "breaker_open",
-            "consecutive_failures",
-            "pending_writes",
-            "writes",
-            "writes_given_up",
-            "backend",
-        ):
+        out = from_buckets(buckets, since, namespace)
+        for name in _PROCESS_FIELDS:
             setattr(out, name, getattr(local, name))
         return out
 
@@ -657,7 +669,7 @@ class _Backends:
                 # The loop is shutting down: its connections go with it, counters sent first.
                 if self.per_loop.get(loop) is made:
                     del self.per_loop[loop]
-                await self.send_counters(made)
+                    await self.send_counters(made)  # not to a backend closed already
                 await made.aclose()
 
             at_shutdown(loop, end_of_loop)
@@ -682,9 +694,12 @@ class _Backends:
     def _send_later(self, loop: asyncio.AbstractEventLoop) -> None:
         self.timers.discard(loop)
         recorder = self.recorder
-        if recorder is None or not recorder.dirty:
+        # Never open a backend for this: one closed meanwhile (aclose) stays closed, and
+        # the counters wait for the next write or flush.
+        backend = self.shared if self.shared is not None else self.per_loop.get(loop)
+        if recorder is None or not recorder.dirty or backend is None:
             return
-        task = loop.create_task(self.send_counters(self.current()))
+        task = loop.create_task(self.send_counters(backend))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
 

@@ -287,12 +287,14 @@ class Recorder:
         if fields:
             self.dirty = True
 
-    def snapshot(self) -> CacheStats:
-        """This process's counters, summed overall, by model and by namespace."""
-        rows = []
-        for (ns, model), cell in list(self._cells.items()):
-            fields = cell.fields()
-            rows.append((ns, model, fields))
+    def snapshot(self, namespace: str | None = None) -> CacheStats:
+        """This process's counters, summed overall, by model and by namespace (only
+        ``namespace``'s when given)."""
+        rows = [
+            (ns, model, cell.fields())
+            for (ns, model), cell in list(self._cells.items())
+            if namespace is None or ns == _label(namespace)
+        ]
         return summarize(rows, scope="process")
 
 
@@ -310,8 +312,12 @@ def current_bucket(now: float | None = None) -> str:
     return f"{BUCKET_PREFIX}{int((time.time() if now is None else now) // BUCKET_WIDTH)}"
 
 
-def from_buckets(buckets: Iterable[Mapping[str, float]], since: float | None) -> CacheStats:
-    """Sum shared counter buckets (as :meth:`Recorder.take` wrote them) into stats."""
+def from_buckets(
+    buckets: Iterable[Mapping[str, float]], since: float | None, namespace: str | None = None
+) -> CacheStats:
+    """Sum shared counter buckets (as :meth:`Recorder.take` wrote them) into stats (only
+    ``namespace``'s when given)."""
+    wanted = None if namespace is None else _label(namespace)
     acc: dict[tuple[str, str], dict[str, float]] = {}
     for bucket in buckets:
         for field, value in bucket.items():
@@ -319,6 +325,8 @@ def from_buckets(buckets: Iterable[Mapping[str, float]], since: float | None) ->
             if len(parts) != 3:
                 continue  # not ours
             name, ns, model = parts
+            if wanted is not None and ns != wanted:
+                continue
             row = acc.setdefault((ns, model), {})
             row[name] = row.get(name, 0) + value
     stats = summarize([(ns, model, f) for (ns, model), f in acc.items()], scope="fleet")
