@@ -142,7 +142,8 @@ from llmstash.caching import Cache
 from llmstash.testing import FakeProvider
 
 async def main():
-    url, ns, who, misses, hits = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    url, ns, who = sys.argv[1:4]
+    misses, hits = int(sys.argv[4]), int(sys.argv[5])
     # Budgets generous enough that no lookup or write of a loaded machine is given up on.
     budgets = {"namespace": ns, "lookup_timeout": 5.0, "write_timeout": 5.0}
     if url.startswith("cluster:"):
