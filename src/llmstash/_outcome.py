@@ -159,9 +159,31 @@ def succeed(
     if extra:
         hidden.update(extra)
     response.__dict__["_llmstash_hidden"] = hidden  # what response._hidden_params reads
-    cache = call.req.cache
-    if cache is not None and cache._stats is not None:
-        _count(call, cache, hit, coalesced, full, response)
+    req = call.req
+    cache = req.cache
+    if cache is not None:
+        stats = cache._stats
+        if stats is None:
+            pass
+        elif hit and not call.counted:
+            # A hit: counted here, flat, since this runs on every hit.
+            call.counted = True
+            model, namespace = req.model, req.controls.namespace or cache.namespace
+            if model is stats.last_model and namespace is stats.last_namespace and stats.dirty:
+                cell = stats.last_cell
+            else:
+                cell = stats.cell(namespace, model)
+                stats.last_model, stats.last_namespace, stats.last_cell = model, namespace, cell
+            cell.hits += 1
+            usage = response.usage
+            if usage is not None:
+                cell.tokens_saved += usage.total_tokens or 0
+            if full:
+                cell.cost_saved_usd += full
+            if coalesced:
+                cell.coalesced += 1
+        else:
+            _count(call, cache, hit, full)
     if call.debug:
         _log_call(call, hit, coalesced)
     settings = call.settings
@@ -184,23 +206,16 @@ def succeed(
     return response
 
 
-def _count(
-    call: Call, cache: Cache, hit: bool, coalesced: bool, full: float | None, response: Any
-) -> None:
-    """Add a finished call to its cache's stats: its lookup (unless counted already) and, for
-    a call the provider answered, the provider's time."""
+def _count(call: Call, cache: Cache, hit: bool, full: float | None) -> None:
+    """Add a finished call that is not a plain hit to its cache's stats: its lookup (unless
+    counted already) and, for a call the provider answered, the provider's time."""
     stats = cache._stats
     assert stats is not None
     req = call.req
     namespace = req.controls.namespace or cache.namespace
     if not call.counted:
         call.counted = True
-        if hit:
-            usage = getattr(response, "usage", None)
-            tokens = (usage.total_tokens or 0) if usage is not None else 0
-            stats.hit(namespace, req.model, tokens, full, int(coalesced))
-        else:
-            stats.miss(namespace, req.model, call.miss.reason if call.miss is not None else "absent")
+        stats.miss(namespace, req.model, call.miss.reason if call.miss is not None else "absent")
     if not hit and req.mock_response is None:
         stats.provider(namespace, req.model, time.time() - call.start)
 
@@ -220,12 +235,17 @@ def count_embedding_lookups(
         return
     req = call.req
     namespace = req.controls.namespace or cache.namespace
-    left = set(missing)
-    saved = sum(t for i, t in enumerate(tokens) if i not in left)
     hits = len(tokens) - len(missing)
     if hits:
-        usage = Usage(prompt_tokens=saved, total_tokens=saved)
-        cost = price(req, EmbeddingResponse(data=[], model=req.model, usage=usage))
+        if missing:
+            left = set(missing)
+            saved = sum(t for i, t in enumerate(tokens) if i not in left)
+        else:
+            saved = sum(tokens)
+        if req.prices is not None:
+            cost: float | None = saved * (req.prices[0] or 0.0)
+        else:
+            cost = embedding_cost(req.model, Usage(prompt_tokens=saved, total_tokens=saved))
         stats.hit(namespace, req.model, saved, cost, len(misses) if coalesced else 0, n=hits)
     for i in missing:
         miss = misses.get(i)

@@ -208,10 +208,16 @@ def _label(text: str | None) -> str:
 class Recorder:
     """A cache's counters in this process, and what of them the fleet has not been sent."""
 
-    __slots__ = ("_cells", "_sent", "dirty", "on_dirty")
+    __slots__ = ("_sent", "cells", "dirty", "last_cell", "last_model", "last_namespace", "on_dirty")
 
     def __init__(self) -> None:
-        self._cells: dict[tuple[str, str], _Cell] = {}
+        self.last_model: str | None = None
+        self.last_namespace: str | None = None
+        self.last_cell: _Cell = _Cell()
+        """The cell of the last hit, for the next hit of the same model and namespace."""
+        self.cells: dict[tuple[str, str], _Cell] = {}
+        """Counters by ``(namespace or "", model)``; after a change, call :meth:`cell` first
+        unless :attr:`dirty` is set (so that the change gets sent)."""
         self._sent: dict[tuple[str, str], dict[str, float]] = {}
         self.dirty = False
         """Counters changed since the last :meth:`take`."""
@@ -225,9 +231,9 @@ class Recorder:
             if self.on_dirty is not None:
                 self.on_dirty()
         key = (namespace or "", model)
-        cell = self._cells.get(key)
+        cell = self.cells.get(key)
         if cell is None:
-            cell = self._cells[key] = _Cell()
+            cell = self.cells[key] = _Cell()
         return cell
 
     def hit(
@@ -266,7 +272,7 @@ class Recorder:
         (``counter|namespace|model``); empty when nothing changed."""
         self.dirty = False
         out: dict[str, float] = {}
-        for key, cell in list(self._cells.items()):
+        for key, cell in list(self.cells.items()):
             now = cell.fields()
             sent = self._sent.setdefault(key, {})
             suffix = f"{_SEP}{_label(key[0])}{_SEP}{_label(key[1])}"
@@ -292,7 +298,7 @@ class Recorder:
         ``namespace``'s when given)."""
         rows = [
             (ns, model, cell.fields())
-            for (ns, model), cell in list(self._cells.items())
+            for (ns, model), cell in list(self.cells.items())
             if namespace is None or ns == _label(namespace)
         ]
         return summarize(rows, scope="process")
