@@ -26,6 +26,14 @@ import llmstash  # noqa: E402
 from llmstash.caching import Cache  # noqa: E402
 
 
+def _workload(client: Any, kind: str, base: dict[str, str]) -> Any:
+    if kind == "chat":
+        msgs = messages("stats")
+        return lambda i: client.acompletion(model=CHAT_MODEL, messages=msgs, **base)
+    inputs = embed_inputs("stats", 16)
+    return lambda i: client.aembedding(model=EMBED_MODEL, input=inputs, **base)
+
+
 async def main(n: int, rounds: int) -> None:
     with FakeProviderProcess() as fake, RedisProcess() as redis:
         base = {"api_base": fake.openai_base, "api_key": API_KEY}
@@ -41,15 +49,8 @@ async def main(n: int, rounds: int) -> None:
                 "on": llmstash.Client(cache=on_cache),
                 "off": llmstash.Client(cache=off_cache),
             }
-            msgs = messages("stats")
-            inputs = embed_inputs("stats", 16)
 
-            def call(client: Any) -> Any:
-                if kind == "chat":
-                    return lambda i: client.acompletion(model=CHAT_MODEL, messages=msgs, **base)
-                return lambda i: client.aembedding(model=EMBED_MODEL, input=inputs, **base)
-
-            fns = {label: call(client) for label, client in clients.items()}
+            fns = {label: _workload(client, kind, base) for label, client in clients.items()}
             for fn in fns.values():
                 await fn(0)  # the miss that fills each cache
             for cache in (on_cache, off_cache):
