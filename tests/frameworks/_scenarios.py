@@ -119,6 +119,25 @@ def dspy_scenarios() -> None:
             lm.supports_response_schema,
             sorted(lm.supported_params),
         ]
+        info["models"] = {
+            m: [
+                litellm.supports_function_calling(model=m),
+                litellm.supports_reasoning(m),
+                litellm.supports_response_schema(model=m),
+                litellm.supports_vision(model=m),
+                "response_format" in litellm.get_supported_openai_params(model=m),
+            ]
+            for m in (
+                "gpt-4o-mini",
+                "openai/gpt-4o",
+                "gpt-3.5-turbo",
+                "o3-mini",
+                "o1",
+                "gpt-4.1",
+                "gpt-5",
+                "anthropic/claude-sonnet-4-20250514",
+            )
+        }
         check(lm.supports_function_calling is True, "gpt-4o-mini calls functions")
         check(lm.supports_response_schema is True, "gpt-4o-mini takes a schema")
         check(lm.supports_reasoning is False, "gpt-4o-mini does not reason")
