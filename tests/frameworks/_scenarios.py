@@ -56,9 +56,7 @@ def scenario(fn: Callable[[dict[str, Any]], None]) -> None:
         info["error"] = f"{type(exc).__name__}: {exc}"
         info["traceback"] = traceback.format_exc()
     info["seconds"] = round(time.perf_counter() - started, 2)
-    info["bodies"] = [
-        sorted(r.json) for r in server.requests[before:] if isinstance(r.json, dict)
-    ]
+    info["bodies"] = [sorted(r.json) for r in server.requests[before:] if isinstance(r.json, dict)]
     results[fn.__name__] = info
 
 

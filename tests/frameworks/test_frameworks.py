@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +102,7 @@ def test_framework_runs_on_llmstash_as_on_litellm(framework: str) -> None:
     if framework == "dspy":
         # The capability answers dspy (and others) ask of litellm are LiteLLM's.
         assert ours["dspy_capabilities"]["models"] == real["dspy_capabilities"]["models"]
-        assert ours["dspy_capabilities"]["capabilities"][:3] == (
-            real["dspy_capabilities"]["capabilities"][:3]
+        assert (
+            ours["dspy_capabilities"]["capabilities"][:3]
+            == (real["dspy_capabilities"]["capabilities"][:3])
         )

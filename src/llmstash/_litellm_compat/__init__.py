@@ -97,7 +97,9 @@ LITELLM_MODULES: Final[dict[str, str]] = {
     "litellm.integrations": "llmstash.integrations",
     "litellm.integrations.custom_logger": "llmstash.integrations.custom_logger",
     "litellm.exceptions": "llmstash._litellm_compat.exceptions",
-    "litellm.types.utils": "llmstash._litellm_compat.types_utils",
+    # The response types' own module: their annotations resolve in its namespace once their
+    # __module__ names this path (see install()).
+    "litellm.types.utils": "llmstash.types._models",
     "litellm.utils": "llmstash._litellm_compat.utils",
     "litellm._logging": "llmstash._litellm_compat._logging",
 }
@@ -110,10 +112,11 @@ _module: types.ModuleType | None = None
 
 def _helpers() -> dict[str, Any]:
     """LiteLLM's top-level helper names, from this package's modules."""
-    from . import _logging, exceptions, types_utils, utils
+    from .. import types as response_types
+    from . import _logging, exceptions, utils
 
     names: dict[str, Any] = {}
-    for module in (exceptions, types_utils, utils):
+    for module in (exceptions, response_types, utils):
         for name in module.__all__:
             names[name] = getattr(module, name)
     names["verbose_logger"] = _logging.verbose_logger

@@ -90,9 +90,13 @@ _ANTHROPIC_PARAMS: Final = (
 _OPENAI_FAMILY = re.compile(r"(gpt-|chatgpt-|o\d)")
 _O_SERIES = re.compile(r"o\d(?:$|-)")
 _GPT5 = re.compile(r"gpt-5")
-_TOOLS_OPENAI = re.compile(r"(gpt-4|gpt-3\.5-turbo|gpt-35-turbo|gpt-5|chatgpt-4o|o1(?!-mini|-preview)|o[34])")
+_TOOLS_OPENAI = re.compile(
+    r"(gpt-4|gpt-3\.5-turbo|gpt-35-turbo|gpt-5|chatgpt-4o|o1(?!-mini|-preview)|o[34])"
+)
 _SCHEMA_OPENAI = re.compile(r"(gpt-4o|gpt-4\.1|gpt-5|o1(?!-mini|-preview)|o[34])")
-_VISION_OPENAI = re.compile(r"(gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-5|chatgpt-4o|o1(?!-mini|-preview)|o3(?!-mini)|o4)")
+_VISION_OPENAI = re.compile(
+    r"(gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-5|chatgpt-4o|o1(?!-mini|-preview)|o3(?!-mini)|o4)"
+)
 _CLAUDE_REASONING = re.compile(r"claude-(3-7-sonnet|(sonnet|opus|haiku)-4|4)")
 
 
@@ -146,9 +150,7 @@ def get_supported_openai_params(
         return ["dimensions", "encoding_format", "user"] if provider else None
     if provider in ("openai", "azure", "openai_like", "hosted_vllm", "lm_studio"):
         if _O_SERIES.match(bare) or _GPT5.match(bare):
-            return [p for p in _OPENAI_PARAMS if p not in _REASONING_DROPS] + [
-                "reasoning_effort"
-            ]
+            return [p for p in _OPENAI_PARAMS if p not in _REASONING_DROPS] + ["reasoning_effort"]
         return list(_OPENAI_PARAMS)
     if provider == "anthropic":
         return list(_ANTHROPIC_PARAMS)
@@ -241,7 +243,7 @@ def get_model_info(model: str, custom_llm_provider: str | None = None) -> dict[s
     if key is None and model in model_cost:
         key = model
     if key is None:
-        raise Exception(  # noqa: TRY002 - LiteLLM raises a plain Exception here
+        raise Exception(
             f"This model isn't mapped yet. model={model}, custom_llm_provider={provider}."
         )
     info: dict[str, Any] = {
@@ -271,9 +273,9 @@ def token_counter(
     text: str | list[str] | None = None,
     **kwargs: Any,
 ) -> int:
-    """An estimate of the tokens in ``messages`` or ``text``: exact with ``tiktoken``
-    installed (OpenAI's ``o200k_base`` encoding), else about four characters a token; each
-    message adds the 3 tokens of OpenAI's chat framing, and a reply's priming 3 more."""
+    """An estimate of the tokens in ``messages`` or ``text``, not a tokenizer's count: four
+    characters a token (OpenAI's rule of thumb for English), plus 3 tokens of chat framing a
+    message and 3 for the reply's priming. Good for budgeting a prompt, not for billing."""
     pieces: list[str] = []
     framing = 0
     if text is not None:
@@ -288,15 +290,7 @@ def token_counter(
 
 
 def _count(text: str) -> int:
-    try:
-        import tiktoken
-    except ImportError:
-        return math.ceil(len(text) / 4)
-    try:
-        encoding = tiktoken.get_encoding("o200k_base")
-    except Exception:  # the encoding's file cannot be fetched here
-        return math.ceil(len(text) / 4)
-    return len(encoding.encode(text, disallowed_special=()))
+    return math.ceil(len(text) / 4)
 
 
 def stream_chunk_builder(
