@@ -25,7 +25,7 @@ from .._config import (
 from .._loops import at_shutdown
 from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
-from ._codec import Entry, decode, decode_expiry
+from ._codec import Entry, compress, decode, decode_expiry
 from ._guard import Guard, describe
 from ._keys import chat_key, make_input_keys, make_key
 from ._memory import MemoryBackend
@@ -452,6 +452,9 @@ class Cache:
             tier_ttl = self._tier_ttl if ttl is None else min(ttl, self._tier_ttl)
             for key, value in items.items():
                 self._tier.set_nowait(key, value, ttl=tier_ttl)
+        if not self._is_local:
+            # A store that pays per byte keeps entries compressed (where that pays).
+            items = {key: compress(value) for key, value in items.items()}
         if self._is_local or self._backends.factory is not None:
             try:
                 backend = self.backend
