@@ -187,6 +187,8 @@ class _Worker:
         self.backend = backend
         self.writer = writer
         self.conn: sqlite3.Connection | None = None
+        self.peer: _Worker | None = None
+        """The reader's writer, which takes its notes of use."""
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()
 
@@ -201,7 +203,7 @@ class _Worker:
                 first = jobs.get(timeout=_TOUCH_FLUSH)
             except queue.Empty:
                 if not self.writer:
-                    backend._flush_touches(force=True)
+                    backend._flush_touches(self.peer, force=True)
                 continue
             batch = [first]
             try:
@@ -218,7 +220,7 @@ class _Worker:
                     self._run_reads(work)
             if stop:
                 if not self.writer:
-                    backend._flush_touches(force=True)
+                    backend._flush_touches(self.peer, force=True)
                 self._close()
                 return
 
@@ -256,7 +258,7 @@ class _Worker:
                 outcomes.append((future, loop, result, exc))
         if outcomes:
             _deliver(outcomes)
-        self.backend._flush_touches(force=False)
+        self.backend._flush_touches(self.peer, force=False)
 
     def _run_writes(self, work: list[_Job]) -> None:
         """Every job in one transaction; if one fails, each again in its own, so that one bad
@@ -440,8 +442,9 @@ class DiskBackend:
             with self._lock:
                 if self._reader is None or self._writer is None:
                     name = f"llmstash-disk-{id(self):x}"
-                    self._reader = _Worker(f"{name}-read", self, writer=False)
                     self._writer = _Worker(f"{name}-write", self, writer=True)
+                    self._reader = _Worker(f"{name}-read", self, writer=False)
+                    self._reader.peer = self._writer
                 reader, writer = self._reader, self._writer
         return reader, writer
 
@@ -509,7 +512,7 @@ class DiskBackend:
         now = time.time()
         return [self._found(key, rows.get(key), now) for key in keys]
 
-    def _flush_touches(self, *, force: bool) -> None:
+    def _flush_touches(self, writer: _Worker | None, *, force: bool) -> None:
         """Hand the writer the keys hit since the last flush (reader thread)."""
         touches = self._touches
         if not touches:
@@ -520,7 +523,6 @@ class DiskBackend:
             return
         self._touches = {}
         self._touches_since = time.monotonic()
-        writer = self._writer
         if writer is not None:
             writer.submit((_touch, (list(touches.items()),), None, None))
 
@@ -647,9 +649,9 @@ class DiskBackend:
         with self._lock:
             workers = [w for w in (self._reader, self._writer) if w is not None]
             self._reader = self._writer = None
+        # The reader first: its last notes of use go to the writer before that stops.
         for worker in workers:
             worker.submit(_STOP)
-        for worker in workers:
             await asyncio.to_thread(worker.thread.join, 10.0)
 
     def close_sync(self, timeout: float = 10.0) -> None:
@@ -659,7 +661,6 @@ class DiskBackend:
             self._reader = self._writer = None
         for worker in workers:
             worker.submit(_STOP)
-        for worker in workers:
             worker.thread.join(timeout)
 
     # -- leases ---------------------------------------------------------------------------------
