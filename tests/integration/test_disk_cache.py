@@ -5,6 +5,7 @@ bytes with least-recently-used eviction, and safe across ``fork``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -238,7 +239,7 @@ async def test_two_processes_share_one_disk_cache(provider: FakeProvider, tmp_pa
         first.send("exit")
         second.send("exit")
         for child in (first, second):
-            stderr = await __import__("asyncio").to_thread(child.finish)
+            stderr = await asyncio.to_thread(child.finish)
             assert "database is locked" not in stderr
             assert "failed" not in stderr
     finally:
@@ -300,7 +301,7 @@ async def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
         finally:
             os._exit(0)
     os.close(write)
-    _, status = os.waitpid(pid, 0)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
     data = os.read(read, 1000)
     os.close(read)
     assert status == 0

@@ -53,7 +53,7 @@ __all__ = ["BackendContract"]
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
     with anyio.fail_after(within + 5.0):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 -- polling a store, not an event
             await anyio.sleep(0.02)
 
 
