@@ -254,7 +254,6 @@ async def test_a_writer_killed_mid_burst_leaves_a_database_that_serves(tmp_path:
         assert await child.areceive() == {"ready": True}
         wal = tmp_path / (FILE_NAME + "-wal")
         # Let it write for a while, then kill it with no chance to clean up.
-        import asyncio
 
         for _ in range(200):
             await asyncio.sleep(0.02)
@@ -287,7 +286,6 @@ async def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new loop, new connections, the parent's untouched
-        import asyncio
 
         async def child() -> dict[str, object]:
             got = await backend.get("parent")
