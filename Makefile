@@ -8,7 +8,7 @@ FW_VENV := .venv-frameworks
 FRAMEWORKS := dspy==3.4.1 "openai-agents[litellm]==0.24.0" "smolagents[litellm]==1.26.0" \
 	litellm==1.110.2 fastapi==0.165.0 soundfile==0.14.0
 
-.PHONY: install lint check test frameworks demo bench clean
+.PHONY: install lint check test frameworks docs docs-serve demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ check: install
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests/typing
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 $(FW_VENV)/bin/python:
 	$(PYTHON) -m venv $(FW_VENV)
@@ -37,6 +38,12 @@ frameworks: $(FW_VENV)/bin/python
 test: check frameworks
 	$(BIN)/pytest
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 demo: install
 	$(BIN)/python examples/quickstart.py
 
@@ -45,4 +52,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(FW_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FW_VENV) .mypy_cache .pytest_cache .ruff_cache site
