@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._litellm_compat import install_as_litellm
     from ._log import turn_on_debug
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
@@ -87,6 +88,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "install_as_litellm": "._litellm_compat",
     "turn_on_debug": "._log",
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
@@ -211,6 +213,7 @@ __all__ = [
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "install_as_litellm",
     "num_retries",
     "request_timeout",
     "success_callback",

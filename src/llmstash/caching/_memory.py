@@ -173,9 +173,14 @@ class MemoryBackend:
         return deadline is not None and deadline > self._clock()
 
     async def scan(self, prefix: str, *, batch: int = 500) -> AsyncIterator[list[str]]:
-        """Batches of the keys that start with ``prefix`` (a snapshot taken batch by batch)."""
+        """Batches of the live keys that start with ``prefix`` (a snapshot of this moment)."""
+        now = self._clock()
         with self._lock:
-            keys = [key for key in self._data if key.startswith(prefix)]
+            keys = [
+                key
+                for key, entry in self._data.items()
+                if key.startswith(prefix) and (isinstance(entry, bytes) or entry[1] > now)
+            ]
         for i in range(0, len(keys), max(1, batch)):
             yield keys[i : i + batch]
 

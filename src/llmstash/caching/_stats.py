@@ -129,7 +129,8 @@ class CacheStats(Counts, kw_only=True):
 
     From ``cache.stats()`` (this process, since the cache was made) or ``await
     cache.astats(fleet=True, since=...)`` (every process sharing the backend). Subscripting
-    reads :meth:`to_dict`: ``stats["breaker_open"]``, ``stats["hits"]``.
+    reads :meth:`to_dict`, then the backend's own counters: ``stats["breaker_open"]``,
+    ``stats["hits"]``, ``stats["entries"]``.
     """
 
     scope: Literal["process", "fleet"] = "process"
@@ -152,7 +153,10 @@ class CacheStats(Counts, kw_only=True):
     """The in-memory backend's own counters (entries, bytes, evictions, ...)."""
 
     def __getitem__(self, name: str) -> Any:
-        return self.to_dict()[name]
+        data = self.to_dict()
+        if name not in data and name in self.backend:
+            return self.backend[name]  # the backend's own counters, as older releases had them
+        return data[name]
 
 
 _INT_FIELDS: Final = (
