@@ -164,15 +164,21 @@ def test_usage_errors_exit_2() -> None:
         assert "Traceback" not in out.stderr
 
 
-def test_disk_is_refused_clearly_until_a_disk_cache_exists(tmp_path: Path) -> None:
-    out = run("cache", "ls", "--disk", str(tmp_path))
-    if out.returncode == 0:  # a disk backend is present: it must list (nothing yet)
-        assert out.stdout.strip() == "no entries"
-    else:
-        assert out.returncode == 1
-        assert out.stderr.strip() == (
-            "llmstash: --disk: the disk cache is not available in this version of llmstash"
-        )
+async def test_commands_on_a_disk_cache(provider, tmp_path: Path) -> None:
+    directory = str(tmp_path / "stash")
+    async with Cache(type="disk", disk_cache_dir=directory) as cache:
+        ns = "disk-ns"
+        keys = await fill(cache, provider, ns)
+    conn = ["--disk", directory]
+    assert "PONG disk:" in ok("cache", "ping", *conn)
+    stats = json.loads(ok("cache", "stats", *conn, "--json"))
+    assert (stats["hits"], stats["misses"]) == (2, 5)
+    rows = json.loads(ok("cache", "ls", *conn, "--namespace", ns, "--json"))
+    assert len(rows) == 5
+    assert json.loads(ok("cache", "show", *conn, keys[1]))["model"] == "gpt-4o-mini"
+    assert "deleted 5 entries" in ok("cache", "clear", *conn, "--namespace", ns, "--yes")
+    both = run("cache", "ls", "--disk", directory, "--url", "redis://localhost")
+    assert both.returncode == 2
 
 
 def test_console_script_and_help() -> None:
