@@ -85,7 +85,8 @@ async def test_every_miss_reason_in_memory(provider, llm) -> None:
 async def test_every_redis_miss_reason(provider, llm, redis_server_factory, free_tcp_port) -> None:
     server = redis_server_factory("--enable-debug-command", "yes")
     ns = f"reasons-{uuid.uuid4().hex}"
-    settings = {"lookup_timeout": 0.05, "breaker_threshold": 100, "socket_timeout": 1.0}
+    # A budget no loaded machine runs out of, but for a server held by DEBUG SLEEP.
+    settings = {"lookup_timeout": 0.5, "breaker_threshold": 100, "socket_timeout": 3.0}
     cache = llmstash.cache = Cache(type="redis", url=server.url, namespace=ns, **settings)
     await llmstash.acompletion(**chat(provider, "absent"))
     await llmstash.acompletion(**chat(provider, "absent", cache={"s-maxage": 0}))
@@ -104,7 +105,7 @@ async def test_every_redis_miss_reason(provider, llm, redis_server_factory, free
         await llmstash.acompletion(**chat(provider, "stale"))
         # DEBUG SLEEP blocks the server: the lookup gives up after its budget.
         assert await raw.ping()
-        task = asyncio.ensure_future(raw.execute_command("DEBUG", "SLEEP", "0.5"))
+        task = asyncio.ensure_future(raw.execute_command("DEBUG", "SLEEP", "1.5"))
         await asyncio.sleep(0.05)
         await llmstash.acompletion(**chat(provider, "budget"))
         await task
