@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._cost import completion_cost, cost_per_token, model_cost, register_model
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
     from .exceptions import (
@@ -86,6 +87,9 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    **dict.fromkeys(
+        ("completion_cost", "cost_per_token", "model_cost", "register_model"), "._cost"
+    ),
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -203,13 +207,17 @@ __all__ = [
     "cache",
     "callbacks",
     "completion",
+    "completion_cost",
+    "cost_per_token",
     "disable_cache",
     "embedding",
     "enable_cache",
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "model_cost",
     "num_retries",
+    "register_model",
     "request_timeout",
     "success_callback",
     "types",
