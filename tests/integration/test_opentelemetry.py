@@ -275,13 +275,20 @@ async def test_content_on(provider: FakeProvider, otel: Telemetry, llm: None) ->
     ]
 
 
-def test_a_sync_call(provider: FakeProvider, otel: Telemetry, sync_llm: None) -> None:
+def test_a_sync_call_is_a_child_of_the_callers_span(
+    provider: FakeProvider, otel: Telemetry, sync_llm: None
+) -> None:
     llmstash.callbacks = [otel.logger()]
-    llmstash.completion(**chat(provider))
+    with otel.tracer_provider.get_tracer("test").start_as_current_span("handler") as parent:
+        llmstash.completion(**chat(provider))
+    llmstash.completion(**chat(provider))  # outside any span: a root span
     llmstash.flush_callbacks()
-    [span] = otel.spans()
-    assert span.name == "chat gpt-4o-mini"
-    assert dict(span.attributes or {})["gen_ai.usage.input_tokens"] > 0
+    inside, outside = (s for s in otel.spans() if s.name != "handler")
+    assert inside.name == outside.name == "chat gpt-4o-mini"
+    assert dict(inside.attributes or {})["gen_ai.usage.input_tokens"] > 0
+    assert inside.parent is not None
+    assert inside.parent.span_id == parent.get_span_context().span_id
+    assert outside.parent is None
 
 
 def test_the_otel_string_uses_the_global_providers_and_loads_lazily(

@@ -23,10 +23,9 @@ llmstash's own ``llmstash.cache.hit``, ``llmstash.cache.namespace``, ``llmstash.
 status ERROR, ``error.type`` (the exception's class name) and the exception as an event.
 
 A span starts and ends when the call did (it is recorded after the call, off the caller's
-path) and is a child of the span that was current where the call was made: for ``acompletion``
-and ``aembedding``, the caller's task; for the sync functions, whose work runs on llmstash's own
-event-loop thread, the span is a root span (start the call from async code, or link it through
-``metadata``, to parent it).
+path) and is a child of the span that was current where the call was made, for async and sync
+calls alike (a sync call's work, on llmstash's event-loop thread, runs in a copy of its caller's
+context).
 
 Message content is not recorded unless asked for: ``OpenTelemetryLogger(capture_content=True)``
 (or, for the ``"otel"`` logger, the environment variable
