@@ -44,8 +44,10 @@ _ASYNC_PRE_CALL: Final = ("async_log_pre_api_call", "log_pre_api_call")
 _dispatchers: weakref.WeakSet[CallbackDispatcher] = weakref.WeakSet()
 
 _UNRESOLVED: Final = object()
-_named_loggers: dict[str, CustomLogger | None] = {}
-"""Integration names met in ``callbacks`` → their handler (``None``: not one llmstash has)."""
+_MISSING_EXTRA: Final = object()
+_named_loggers: dict[str, object] = {}
+"""Integration names met in ``callbacks`` → their handler (``None``: not one llmstash has;
+``_MISSING_EXTRA``: its optional dependency is not installed)."""
 
 
 def all_dispatchers() -> list[CallbackDispatcher]:
@@ -348,21 +350,24 @@ class CallbackDispatcher:
             if name == "otel":
                 try:
                     from .integrations.opentelemetry import default_logger
+
+                    found = default_logger()
                 except ImportError:
-                    if name not in self._warned:
-                        self._warned.add(name)
-                        logger.warning(
-                            "Callback 'otel' needs the OpenTelemetry API: "
-                            "pip install 'llmstash[otel]'. Ignored."
-                        )
-                    return None
-                found = default_logger()
+                    found = _MISSING_EXTRA
             _named_loggers[name] = found
-        if found is None:
+        if isinstance(found, CustomLogger):
+            return found
+        if found is _MISSING_EXTRA:
+            if name not in self._warned:
+                self._warned.add(name)
+                logger.warning(
+                    "Callback %r needs the OpenTelemetry API: pip install 'llmstash[otel]'. "
+                    "Ignored.",
+                    name,
+                )
+        else:
             self._warn_unknown(name)
-            return None
-        assert isinstance(found, CustomLogger)
-        return found
+        return None
 
     def _warn_unknown(self, entry: object) -> None:
         label = entry if isinstance(entry, str) else type(entry).__qualname__

@@ -334,3 +334,35 @@ def test_the_otel_string_uses_the_global_providers_and_loads_lazily(
     result = json.loads(done.stdout)
     assert result["spans"] == ["chat gpt-4o-mini"]
     assert result["metrics"] == ["gen_ai.client.operation.duration", "gen_ai.client.token.usage"]
+
+
+def test_otel_without_the_api_installed_warns_once_and_calls_go_on() -> None:
+    script = textwrap.dedent(
+        """
+        import json, logging, sys
+        sys.modules["opentelemetry"] = None  # as if the extra were not installed
+        import llmstash
+
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logging.getLogger("llmstash").addHandler(handler)
+        llmstash.callbacks = ["otel"]
+        answers = [
+            llmstash.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                mock_response="fine").choices[0].message.content
+            for _ in range(2)
+        ]
+        llmstash.flush_callbacks()
+        print(json.dumps({"answers": answers, "logs": [r.getMessage() for r in records]}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["answers"] == ["fine", "fine"]
+    assert result["logs"] == [
+        "Callback 'otel' needs the OpenTelemetry API: pip install 'llmstash[otel]'. Ignored."
+    ]
