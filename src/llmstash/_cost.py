@@ -374,8 +374,9 @@ def completion_cost(
 ) -> float:
     """USD cost of a call's tokens, from its response, as LiteLLM's ``completion_cost``.
 
-    ``completion_response`` is what ``completion``/``acompletion``/``embedding`` returned (or
-    an OpenAI-shaped object or dict with ``model`` and ``usage``); it is priced by its usage:
+    ``completion_response`` is what ``completion``/``acompletion``/``embedding`` returned (a
+    stream once read to its end, or an OpenAI-shaped object or dict with ``model`` and
+    ``usage``); it is priced by its usage:
     prompt and completion tokens, with cached prompt tokens at the provider's cache prices.
     ``model`` overrides the response's model name. The call's own ``input_cost_per_token`` /
     ``output_cost_per_token``, recorded on the response, win over the table, and
@@ -401,11 +402,15 @@ def completion_cost(
                 "prompt_tokens=..., completion_tokens=...)"
             )
         raise InvalidRequestError("completion_cost() needs completion_response=...")
+    if not isinstance(completion_response, Mapping) and not hasattr(completion_response, "usage"):
+        assembled = getattr(completion_response, "response", None)  # a stream read to its end
+        if assembled is not None:
+            completion_response = assembled
     usage = _field(completion_response, "usage")
     if usage is None:
         raise InvalidRequestError(
-            "the response carries no usage to price (a stream: pass the assembled response, "
-            "or read _hidden_params['response_cost'])"
+            "the response carries no usage to price (a stream is priced once read to its end, "
+            "and only if the provider reported usage: stream_options={'include_usage': True})"
         )
     if custom_cost_per_token is not None:
         return _checked(

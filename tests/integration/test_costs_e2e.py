@@ -80,6 +80,9 @@ async def test_a_mocked_stream_is_priced_and_its_replay_is_free(llm: None) -> No
         async for _chunk in stream:
             pass
     await llmstash.aflush_callbacks()
+    assert llmstash.completion_cost(completion_response=stream) == pytest.approx(
+        handler.events[0]["response_cost"]
+    )
     miss, hit = handler.events
     assert miss["cache_hit"] is False and hit["cache_hit"] is True
     assert miss["response_cost"] > 0
