@@ -41,6 +41,7 @@ providers billed), and counter ``llmstash.cache.lookups`` by ``llmstash.cache.ou
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,16 @@ def _field(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+@functools.lru_cache(maxsize=64)
+def _server(base: str) -> tuple[str | None, int | None]:
+    """Host and port of a base URL (no user, password or path: nothing secret)."""
+    try:
+        parts = urlsplit(base)
+        return parts.hostname, parts.port
+    except ValueError:
+        return None, None
 
 
 def _provider(kwargs: Mapping[str, Any]) -> str:
@@ -321,13 +332,9 @@ class OpenTelemetryLogger(CustomLogger):
         }
         base = kwargs.get("api_base")
         if isinstance(base, str) and base:
-            try:
-                parts = urlsplit(base)
-                port = parts.port
-            except ValueError:
-                parts, port = None, None
-            if parts is not None and parts.hostname:
-                common["server.address"] = parts.hostname
+            host, port = _server(base)
+            if host:
+                common["server.address"] = host
                 if port is not None:
                     common["server.port"] = port
         hit = bool(kwargs.get("cache_hit"))
