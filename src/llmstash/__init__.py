@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._cost import completion_cost, cost_per_token, model_cost, register_model
     from ._litellm_compat import install_as_litellm
     from ._log import turn_on_debug
     from ._streams import AsyncStream, SyncStream
@@ -90,6 +91,9 @@ _LAZY: dict[str, str] = {
     "Client": "._client",
     "install_as_litellm": "._litellm_compat",
     "turn_on_debug": "._log",
+    **dict.fromkeys(
+        ("completion_cost", "cost_per_token", "model_cost", "register_model"), "._cost"
+    ),
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -207,6 +211,8 @@ __all__ = [
     "cache",
     "callbacks",
     "completion",
+    "completion_cost",
+    "cost_per_token",
     "disable_cache",
     "embedding",
     "enable_cache",
@@ -214,7 +220,9 @@ __all__ = [
     "failure_callback",
     "flush_callbacks",
     "install_as_litellm",
+    "model_cost",
     "num_retries",
+    "register_model",
     "request_timeout",
     "success_callback",
     "turn_on_debug",
