@@ -170,7 +170,7 @@ def succeed(
             # A hit: counted here, flat, since this runs on every hit.
             call.counted = True
             model, namespace = req.model, req.controls.namespace or cache.namespace
-            if model is stats.last_model and namespace is stats.last_namespace and stats.dirty:
+            if model == stats.last_model and namespace == stats.last_namespace and stats.dirty:
                 cell = stats.last_cell
             else:
                 cell = stats.cell(namespace, model)
