@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         Timeout,
         UnprocessableEntityError,
     )
+    from .providers._resolve import get_llm_provider
     from .types import (
         Choices,
         Delta,
@@ -86,6 +87,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "get_llm_provider": ".providers._resolve",
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -209,6 +211,7 @@ __all__ = [
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "get_llm_provider",
     "num_retries",
     "request_timeout",
     "success_callback",
