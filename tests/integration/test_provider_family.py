@@ -270,3 +270,16 @@ def test_sync_completion_through_a_prefix(
     assert provider.request_count == 1
     assert r2._hidden_params["cache_hit"] is True
     assert r1 == r2
+
+
+async def test_custom_llm_provider_names_the_family_member(
+    monkeypatch: pytest.MonkeyPatch, provider: FakeProvider, llm
+) -> None:
+    case = configure(monkeypatch, provider, "together_ai")
+    r = await llmstash.acompletion(
+        model="meta-llama/Llama-3-8b",
+        custom_llm_provider="together_ai",
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    check_request(provider, case)
+    assert r._hidden_params["custom_llm_provider"] == "together_ai"
