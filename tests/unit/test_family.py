@@ -191,3 +191,24 @@ def test_get_llm_provider_gives_litellms_tuple(monkeypatch: pytest.MonkeyPatch) 
     )
     with pytest.raises(InvalidRequestError):
         llmstash.get_llm_provider("no-such-model")
+
+
+def test_model_dump_json_indents_as_pydantic_and_drops_nones() -> None:
+    from openai.types.chat import ChatCompletion
+
+    from llmstash.types import Choices, EmbeddingResponse, Message, ModelResponse
+
+    r = ModelResponse(
+        id="chatcmpl-1", choices=[Choices(message=Message(content="é"))], created=1, model="m"
+    )
+    theirs = ChatCompletion.model_validate(r.model_dump())
+    assert (
+        r.model_dump_json(indent=2).splitlines()[:3]
+        == theirs.model_dump_json(indent=2).splitlines()[:3]
+    )
+    assert "\n" not in r.model_dump_json()
+    assert "null" in r.model_dump_json()
+    assert "null" not in r.model_dump_json(exclude_none=True)
+    assert '"é"' in r.model_dump_json()
+    e = EmbeddingResponse(data=[], model="m")
+    assert e.model_dump_json(indent=4).startswith("{\n    ")
