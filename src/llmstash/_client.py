@@ -61,6 +61,7 @@ from .exceptions import (
     InvalidRequestError,
 )
 from .providers import Provider, Route, resolve
+from .providers._family import asks_stream_usage
 from .types import (
     Embedding,
     EmbeddingResponse,
@@ -409,7 +410,7 @@ class Client:
         for attempt, target in enumerate(_targets(req)):
             provider, route = self._route(call, "chat", req.messages, target)
             params = req.params
-            if storing and not req.wants_usage and route.provider != "anthropic":
+            if storing and not req.wants_usage and asks_stream_usage(route.provider):
                 # Ask for usage so that a plain call served from this entry has it; the
                 # caller, who did not ask, does not see the usage chunk.
                 options = dict(params.get("stream_options") or {})

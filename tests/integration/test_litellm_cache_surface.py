@@ -180,12 +180,13 @@ async def test_embeddings_are_added_and_read_per_input(provider, any_cache):
             Embedding(embedding=FloatVector([0.75, 1.0]), index=1),
         ],
         model=model,
-        usage=Usage(prompt_tokens=4, total_tokens=4),
+        usage=Usage(prompt_tokens=5, total_tokens=5),
     )
     await any_cache.async_add_cache(vectors, model=model, input=[a, b])
     one = await any_cache.async_get_cache(model=model, input=b)
     assert one["embedding"] == [0.75, 1.0]
     assert one["prompt_tokens"] == 2
+    assert (await any_cache.async_get_cache(model=model, input=a))["prompt_tokens"] == 3
     r = await llmstash.aembedding(model=model, input=[b, a])
     assert provider.request_count == 0
     assert r._hidden_params["cache_hit"] is True

@@ -283,3 +283,22 @@ async def test_custom_llm_provider_names_the_family_member(
     )
     check_request(provider, case)
     assert r._hidden_params["custom_llm_provider"] == "together_ai"
+
+
+@pytest.mark.parametrize("prefix", ["mistral", "groq"])
+async def test_a_stored_stream_asks_for_usage_only_where_the_provider_accepts_it(
+    monkeypatch: pytest.MonkeyPatch, provider: FakeProvider, llm, prefix: str
+) -> None:
+    """Mistral refuses ``stream_options`` (422, extra fields forbidden) and sends the usage
+    unasked; the others are asked for it so that a plain hit of the stream has its usage."""
+    case = configure(monkeypatch, provider, prefix)
+    llmstash.cache = llmstash.Cache()
+    stream = await llmstash.acompletion(
+        model=case.model, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    [c async for c in stream]
+    sent = provider.requests[-1].json
+    if prefix == "mistral":
+        assert "stream_options" not in sent
+    else:
+        assert sent["stream_options"] == {"include_usage": True}

@@ -639,11 +639,14 @@ class Cache:
             else:
                 rest = {k: v for k, v in kwargs.items() if k not in ("input", "cache_key")}
                 keys = self.input_cache_keys(list(items), **rest)
-            tokens = result.usage.prompt_tokens // max(len(items), 1)
+            # The batch's tokens shared out evenly, the remainder to the first inputs.
+            share, extra = divmod(result.usage.prompt_tokens, max(len(items), 1))
             out: dict[str, bytes] = {}
-            for k, item in zip(keys, sorted(result.data, key=lambda d: d.index), strict=True):
+            ordered = sorted(result.data, key=lambda d: d.index)
+            for i, (k, item) in enumerate(zip(keys, ordered, strict=True)):
                 vec = item.embedding
                 packed = FloatVector.frombase64(vec) if isinstance(vec, str) else FloatVector(vec)
+                tokens = share + (1 if i < extra else 0)
                 out[k] = encode_embedding(packed, tokens, now, ttl, model=model)
             return out
         if isinstance(result, ModelResponse):

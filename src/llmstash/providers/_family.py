@@ -12,7 +12,7 @@ import dataclasses
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["FAMILY", "Family"]
+__all__ = ["FAMILY", "Family", "asks_stream_usage"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +39,9 @@ class Family:
     """Appended to a base given as a bare server root (no path): ``"/v1"`` for servers that
     serve OpenAI's API under ``/v1`` (Ollama, vLLM, LM Studio, Mistral), Gemini's
     ``"/v1beta/openai"``. A base with a path is used as given."""
+    stream_usage: bool = True
+    """Whether ``stream_options={"include_usage": true}`` may be sent to ask a stream for its
+    usage. Mistral refuses the field (422) and sends the usage unasked."""
     model_prefix: str = ""
     """Prepended to the model name sent, unless it already starts with it (Fireworks'
     ``accounts/fireworks/models/``)."""
@@ -89,6 +92,7 @@ FAMILY: Final[dict[str, Family]] = {
             key_env=("MISTRAL_API_KEY", "MISTRAL_AZURE_API_KEY"),
             embeddings=True,
             root_suffix="/v1",
+            stream_usage=False,
         ),
         Family(
             prefix="deepseek",
@@ -185,3 +189,11 @@ FAMILY: Final[dict[str, Family]] = {
     )
 }
 """Every prefix of the family, by prefix."""
+
+
+def asks_stream_usage(provider: str) -> bool:
+    """Whether a stream to ``provider`` (a :attr:`Route.provider`) may be asked for its usage
+    with OpenAI's ``stream_options``: not Anthropic (another wire format) nor a family member
+    that refuses the field."""
+    family = FAMILY.get(provider)
+    return provider != "anthropic" and (family is None or family.stream_usage)
