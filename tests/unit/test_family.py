@@ -189,8 +189,12 @@ def test_get_llm_provider_gives_litellms_tuple(monkeypatch: pytest.MonkeyPatch) 
         "dep",
         "azure",
     )
+    assert llmstash.get_llm_provider("azure/dep") == ("dep", "azure", None, None)
+    assert llmstash.get_llm_provider("hosted_vllm/q") == ("q", "hosted_vllm", None, None)
     with pytest.raises(InvalidRequestError):
         llmstash.get_llm_provider("no-such-model")
+    with pytest.raises(InvalidRequestError):
+        llmstash.get_llm_provider("nosuch/model")
 
 
 def test_model_dump_json_indents_as_pydantic_and_drops_nones() -> None:

@@ -291,16 +291,21 @@ def get_llm_provider(
     the key found (argument or environment; ``None`` if none) and the base URL the call would
     use. ``custom_llm_provider`` names the provider of a model given without its prefix.
     Raises :class:`InvalidRequestError` (a ``ValueError``) for a model no provider serves.
-    No I/O; a missing key is not an error here.
+    No I/O; a missing key or server URL is not an error here (``None`` in its place).
     """
     if custom_llm_provider and not model.startswith(custom_llm_provider + "/"):
         model = f"{custom_llm_provider}/{model}"
     try:
         _, route = resolve(model, api_base=api_base, api_key=api_key)
-    except InvalidRequestError as exc:
-        if not str(exc).startswith("no API key") and "no credential" not in str(exc):
+    except InvalidRequestError:
+        # Name the provider all the same: a missing key or server URL is the call's business,
+        # not the lookup's.
+        try:
+            _, route = resolve(model, api_base=api_base, api_key="unused")
+        except InvalidRequestError:
+            prefix, sep, rest = model.strip().partition("/")
+            if sep and rest and (prefix in _PREFIXES or prefix in FAMILY):
+                return rest, prefix, None, api_base
             raise
-        # Name the provider all the same: a key is the call's business, not the lookup's.
-        _, route = resolve(model, api_base=api_base, api_key="unused")
         return route.upstream_model, route.provider, None, route.api_base
     return route.upstream_model, route.provider, route.api_key, route.api_base
