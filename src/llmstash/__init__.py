@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._litellm_compat import install_as_litellm
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
     from .exceptions import (
@@ -88,6 +89,7 @@ _LAZY: dict[str, str] = {
     ),
     "Client": "._client",
     "get_llm_provider": ".providers._resolve",
+    "install_as_litellm": "._litellm_compat",
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -212,6 +214,7 @@ __all__ = [
     "failure_callback",
     "flush_callbacks",
     "get_llm_provider",
+    "install_as_litellm",
     "num_retries",
     "request_timeout",
     "success_callback",
