@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._cost import completion_cost, cost_per_token, model_cost, register_model
     from ._litellm_compat import install_as_litellm
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
@@ -90,6 +91,9 @@ _LAZY: dict[str, str] = {
     "Client": "._client",
     "get_llm_provider": ".providers._resolve",
     "install_as_litellm": "._litellm_compat",
+    **dict.fromkeys(
+        ("completion_cost", "cost_per_token", "model_cost", "register_model"), "._cost"
+    ),
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -207,6 +211,8 @@ __all__ = [
     "cache",
     "callbacks",
     "completion",
+    "completion_cost",
+    "cost_per_token",
     "disable_cache",
     "embedding",
     "enable_cache",
@@ -215,7 +221,9 @@ __all__ = [
     "flush_callbacks",
     "get_llm_provider",
     "install_as_litellm",
+    "model_cost",
     "num_retries",
+    "register_model",
     "request_timeout",
     "success_callback",
     "types",
