@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         Timeout,
         UnprocessableEntityError,
     )
+    from .providers._resolve import get_llm_provider
     from .types import (
         Choices,
         Delta,
@@ -89,6 +90,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "get_llm_provider": ".providers._resolve",
     "install_as_litellm": "._litellm_compat",
     "turn_on_debug": "._log",
     **dict.fromkeys(
@@ -219,6 +221,7 @@ __all__ = [
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "get_llm_provider",
     "install_as_litellm",
     "model_cost",
     "num_retries",
