@@ -882,7 +882,8 @@ class Cache:
         except Exception as exc:
             logger.warning("llmstash cache: get_cache failed (%s); a miss", describe(exc))
             return None
-        return self._decode(key, raw, max_age)
+        found = self._decode(key, raw, max_age)
+        return None if isinstance(found, Miss) else found
 
     def get_cache(self, *args: Any, **kwargs: Any) -> Any:
         """The synchronous :meth:`async_get_cache`."""
