@@ -93,6 +93,8 @@ class Call:
             kwargs["messages"] = req.messages
         if req.inputs is not None:
             kwargs["input"] = req.inputs
+        if req.payload_name is not None:
+            kwargs[req.payload_name] = req.payload
         kwargs.update(req.params)
         return kwargs  # the dispatcher masks credentials (_callbacks.scrub_kwargs)
 
@@ -102,6 +104,8 @@ def price(req: Request, response: Any, model: str | None = None) -> float | None
     ``output_cost_per_token``) when given, else the price table for ``model`` (by default the
     model asked for); ``None`` when unknown."""
     usage: Usage | None = getattr(response, "usage", None)
+    if usage is not None and not isinstance(usage, Usage):
+        usage = _token_usage(usage)
     if req.prices is not None and usage is not None:
         prompt, completion = req.prices
         return usage.prompt_tokens * (prompt or 0.0) + (usage.completion_tokens or 0) * (
@@ -110,6 +114,21 @@ def price(req: Request, response: Any, model: str | None = None) -> float | None
     if isinstance(response, EmbeddingResponse):
         return embedding_cost(model or req.model, usage)
     return completion_cost(model or req.model, usage)
+
+
+def _token_usage(usage: Any) -> Usage | None:
+    """A Responses API (``input_tokens``/``output_tokens``) or text completion usage object
+    as :class:`Usage`, for pricing."""
+    get = getattr(usage, "get", None)
+    if get is None:
+        return None
+    prompt = get("prompt_tokens", get("input_tokens", 0))
+    completion = get("completion_tokens", get("output_tokens", 0))
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 def succeed(

@@ -35,7 +35,16 @@ __all__ = ["ALL_CALL_TYPES", "NEEDS_IO", "Cache"]
 
 logger = logging.getLogger("llmstash")
 
-ALL_CALL_TYPES: Final = ("completion", "acompletion", "embedding", "aembedding")
+ALL_CALL_TYPES: Final = (
+    "completion",
+    "acompletion",
+    "embedding",
+    "aembedding",
+    "responses",
+    "aresponses",
+    "text_completion",
+    "atext_completion",
+)
 # LiteLLM Cache arguments for its other cache types: accepted and ignored, as LiteLLM ignores
 # them for a Redis cache, instead of reaching the Redis client as unknown arguments.
 _LITELLM_ONLY: Final = (
