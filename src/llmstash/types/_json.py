@@ -222,6 +222,13 @@ class ResponsesAPIStreamEvent(JSONObject):
         }
     )
 
+    @property
+    def response(self) -> ResponsesAPIResponse | None:
+        """The answer an event carries (``response.created``, ``response.completed``, ...), as
+        a :class:`ResponsesAPIResponse`; ``None`` for events without one."""
+        value = self._data.get("response")
+        return ResponsesAPIResponse(value) if isinstance(value, dict) else value
+
 
 class TextCompletionResponse(JSONObject):
     """A text completion (``object: "text_completion"``) or one streamed chunk of it:
