@@ -631,3 +631,13 @@ def test_entry_kinds_round_trip() -> None:
     assert isinstance(entry4, TextCompletionStreamEntry) and entry4.chunks == [text]
     with pytest.raises(ValueError):
         encode_responses_stream([], 1.0)
+
+
+@pytest.mark.parametrize("kind", [4, 5, 6, 7])
+@pytest.mark.parametrize("payload", [b"", b"\x90", b"\x91\x01", b"\xa3abc", b"\x81\x01\x02"])
+def test_hostile_payloads_of_the_new_kinds_do_not_decode(kind: int, payload: bytes) -> None:
+    from llmstash.caching._codec import _pack, decode
+    from llmstash.exceptions import CacheDataError
+
+    with pytest.raises(CacheDataError):
+        decode(_pack(kind, 1.0, None, payload))

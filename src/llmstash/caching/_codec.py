@@ -7,10 +7,13 @@ expiry, size — so tools list entries with :func:`peek` without decoding bodies
 today; it is reserved for how the payload is encoded (compression). The payload of a chat
 or stream entry is MessagePack of the response objects, every field the provider sent included
 (unknown ones ride in ``model_extra``), decoded by msgspec straight into the typed objects; an
-embedding entry is its packed floats.
+embedding entry is its packed floats. Responses API and text completion entries (plain and
+stream) hold the provider's JSON objects as they arrived, as MessagePack.
 
-:func:`decode` returns one of three typed entries — :class:`ChatEntry`, :class:`StreamEntry`,
-:class:`EmbeddingEntry` — so callers tell kinds apart with ``isinstance`` and mypy checks them.
+:func:`decode` returns a typed entry — :class:`ChatEntry`, :class:`StreamEntry`,
+:class:`EmbeddingEntry`, :class:`ResponsesEntry`, :class:`ResponsesStreamEntry`,
+:class:`TextCompletionEntry`, :class:`TextCompletionStreamEntry` — so callers tell kinds apart
+with ``isinstance`` and mypy checks them.
 Anything else under a key (other software's bytes, an older format, a stream of zero chunks,
 nesting deep enough to exhaust the decoder) raises :class:`CacheDataError`, which the cache
 turns into a miss.
