@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CODE := $(wildcard src tests examples benchmarks)
 
-.PHONY: install lint check test demo bench clean
+.PHONY: install lint check test docs docs-serve demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,16 @@ check: install
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests/typing
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 test: check
 	$(BIN)/pytest
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 demo: install
 	$(BIN)/python examples/quickstart.py
@@ -33,4 +40,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site

@@ -586,6 +586,7 @@ def write_results(
         + (" --no-litellm" if args.no_litellm else "")
         + "); every run overwrites this file. Numbers are measured, never asserted in tests.",
         "",
+        "<!-- --8<-- [start:results] -->",  # docs/performance.md includes from here
         f"- Date: {when.strftime('%Y-%m-%d %H:%M UTC')} ({mode} run, {elapsed:.0f} s)",
         f"- llmstash source: commit {source_revision()}",
         *machine_lines(redis_version, litellm_version),
@@ -638,6 +639,8 @@ def write_results(
         "raw-RESP figure in the notes is the round trip itself.",
         "- Import ratios depend on what else is installed (httpx loads its CLI when click is "
         "present) and on bytecode being cached; see the notes.",
+        "",
+        "<!-- --8<-- [end:results] -->",  # ... to here
     ]
     if chart_written:
         lines += ["", "![llmstash vs LiteLLM vs floor](results.png)"]

@@ -24,11 +24,15 @@ if TYPE_CHECKING:
         acompletion,
         aembedding,
         aflush_callbacks,
+        aresponses,
+        atext_completion,
         completion,
         disable_cache,
         embedding,
         enable_cache,
         flush_callbacks,
+        responses,
+        text_completion,
         update_cache,
     )
     from ._client import Client
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
         ServiceUnavailableError,
         Timeout,
         UnprocessableEntityError,
+        UnsupportedParamsError,
     )
     from .types import (
         Choices,
@@ -64,7 +69,10 @@ if TYPE_CHECKING:
         Message,
         ModelResponse,
         ModelResponseStream,
+        ResponsesAPIResponse,
+        ResponsesAPIStreamEvent,
         StreamingChoices,
+        TextCompletionResponse,
         Usage,
     )
 

@@ -41,3 +41,15 @@ async def user_code() -> str | None:
     await llmstash.aflush_callbacks()
     llmstash.disable_cache()
     return content
+
+
+async def responses_code() -> str:
+    r = await llmstash.aresponses(model="gpt-4o-mini", input="hi", instructions="be brief")
+    text: str = r.output_text
+    t = await llmstash.atext_completion(model="gpt-3.5-turbo-instruct", prompt="hi")
+    _ = t.choices[0].text
+    try:
+        llmstash.responses(model="claude-sonnet-4-5", input="hi")
+    except llmstash.UnsupportedParamsError as exc:
+        _ = exc.status_code
+    return text
