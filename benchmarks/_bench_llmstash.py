@@ -199,7 +199,11 @@ class _Bench:
                 "redis_reads_per_hit": reads,
                 "entry_bytes": entry_bytes,
                 "floor_value_bytes": len(raw),
-            }
+            },
+            "redis_bytes": {
+                "llmstash": {"kind": "bytes", "value": entry_bytes},
+                "floor": {"kind": "bytes", "value": len(raw)},
+            },
         }
 
     # -- 2,000 concurrent hits ------------------------------------------------------------------
@@ -214,6 +218,68 @@ class _Bench:
             last = await asyncio.gather(*(make() for _ in range(calls)))
             seconds.append((time.perf_counter_ns() - t0) / 1e9)
         return seconds, last
+
+    # -- disk cache (one SQLite file) --------------------------------------------------------
+
+    async def bench_disk(self) -> Result:
+        import tempfile
+
+        from llmstash.caching import _codec
+
+        it = self.it
+        out: Result = {}
+        with tempfile.TemporaryDirectory() as directory:
+            cache = Cache(type="disk", disk_cache_dir=directory)
+            llmstash.cache = cache
+            msgs = messages("disk-hit")
+            await self.call(msgs)
+            await cache.aflush_writes()
+            r = await self.call(msgs)
+            assert r._hidden_params["cache_hit"] is True, "disk warm-up call did not hit"
+            raw = await _post_chat(self.http, self.base, msgs)
+            fields = {"model": CHAT_MODEL, "messages": msgs}
+            table = {hashlib.sha256(_canonical(fields)).hexdigest(): raw}
+
+            async def floor(i: int) -> None:
+                _decode(table[hashlib.sha256(_canonical(fields)).hexdigest()])
+
+            async def hit(i: int) -> None:
+                await self.call(msgs)
+
+            s = await interleaved({"floor": floor, "hit": hit}, it.redis_hit, block=200)
+            out["disk_hit"] = {"llmstash": summarize(s["hit"]), "floor": summarize(s["floor"])}
+
+            n, rounds = it.concurrent_calls, it.concurrent_rounds
+            msgs = messages("disk-concurrent")
+            await self.call(msgs)
+            await cache.aflush_writes()
+            secs, last = await self._gather_rounds(lambda: self.call(msgs), rounds, n)
+            hits = sum(bool(x._hidden_params["cache_hit"]) for x in last)
+            out["concurrent_disk"] = {"llmstash": _rates(secs, n), "hits_in_last_round": hits}
+            await cache.aclose()
+            llmstash.cache = None
+
+        # Decoding the same chat entry plain and compressed: what compression adds to a hit.
+        response = _codec.decode(_codec.encode_chat(r, time.time())).response  # type: ignore[union-attr]
+        plain = _codec.encode_chat(response, time.time(), model=CHAT_MODEL)
+        packed = _codec.compress(plain)
+
+        async def decode_plain(i: int) -> None:
+            _codec.decode(plain)
+
+        async def decode_packed(i: int) -> None:
+            _codec.decode(packed)
+
+        s = await interleaved(
+            {"plain": decode_plain, "packed": decode_packed}, it.memory_hit, block=500
+        )
+        out["decode_compressed"] = {
+            "llmstash": summarize(s["packed"]),
+            "floor": summarize(s["plain"]),
+            "plain_bytes": len(plain),
+            "compressed_bytes": len(packed),
+        }
+        return out
 
     async def bench_concurrent(self) -> Result:
         import redis.asyncio as aioredis
@@ -466,6 +532,7 @@ async def _run(cfg: Config) -> dict[str, Any]:
         b = _Bench(cfg, http)
         steps = [b.bench_miss, b.bench_memory_hit, b.bench_embeddings, b.bench_callbacks]
         steps.append(b.bench_concurrent)
+        steps.append(b.bench_disk)
         if cfg.redis_host is not None:
             steps.insert(2, b.bench_redis_hit)
         steps.append(b.bench_cold)

@@ -195,6 +195,33 @@ def build_rows(w: dict[str, dict[str, Any]], litellm_ran: bool) -> list[Row]:
         all_hits,
     )
     add(
+        "disk_hit",
+        "cache hit, disk (SQLite, acompletion)",
+        "time",
+        bare_hit,
+        verdict=absolute(150, "≤ 150 µs p50"),
+    )
+    add(
+        "concurrent_disk",
+        "2,000 concurrent hits, disk",
+        "rate",
+        verdict=absolute(5000, "≥ 5,000/s", lower=False),
+    )
+    add(
+        "decode_compressed",
+        "decode of a chat entry, compressed (floor: the same entry plain)",
+        "time",
+        "the same entry, not compressed",
+    )
+    add(
+        "redis_bytes",
+        "Redis bytes per cached chat answer (~1.3 KB JSON)",
+        "bytes",
+        "the provider's JSON",
+        vs_floor(0.6),
+        chart=False,
+    )
+    add(
         "embed_hit",
         "16-input embedding hit, in memory (1,536 dims)",
         "time",

@@ -206,24 +206,30 @@ class APIResponseValidationError(APIError):
 
 
 class APIStatusError(APIError):
-    """The provider answered with an error status. ``response`` is the ``httpx.Response``."""
+    """The provider answered with an error status. ``response`` is the ``httpx.Response``.
+
+    ``status_code`` defaults to the class's own status (429 for :class:`RateLimitError`, …),
+    so ``RateLimitError("slow down", model="gpt-4o-mini")`` works as in LiteLLM."""
 
     def __init__(
         self,
         message: str,
         *,
-        status_code: int,
+        status_code: int | None = None,
         response: httpx.Response | None = None,
         model: str | None = None,
         llm_provider: str | None = None,
     ):
         super().__init__(message, model=model, llm_provider=llm_provider)
-        self.status_code = status_code
+        if status_code is not None:
+            self.status_code = status_code
         self.response = response
 
 
 class BadRequestError(APIStatusError):
     """400: the provider rejected the request."""
+
+    status_code = 400
 
 
 class UnsupportedParamsError(BadRequestError, InvalidRequestError):
@@ -246,29 +252,43 @@ class ContentPolicyViolationError(BadRequestError):
 class AuthenticationError(APIStatusError):
     """401: the API key is missing, wrong or revoked."""
 
+    status_code = 401
+
 
 class PermissionDeniedError(APIStatusError):
     """403: the key may not use this model or resource."""
+
+    status_code = 403
 
 
 class NotFoundError(APIStatusError):
     """404: no such model, deployment or endpoint."""
 
+    status_code = 404
+
 
 class UnprocessableEntityError(APIStatusError):
     """422: the request was well-formed but semantically wrong."""
+
+    status_code = 422
 
 
 class RateLimitError(APIStatusError):
     """429: too many requests or tokens; retried with backoff before it reaches you."""
 
+    status_code = 429
+
 
 class InternalServerError(APIStatusError):
     """5xx: the provider failed; retried with backoff before it reaches you."""
 
+    status_code = 500
+
 
 class ServiceUnavailableError(InternalServerError):
     """503 (or Anthropic's 529): the provider is overloaded or down."""
+
+    status_code = 503
 
 
 class CacheError(LLMStashError):

@@ -1,12 +1,13 @@
-"""One behaviour suite for every cache backend: memory, one Redis server (the shared one, under a
-unique prefix), a private Redis Cluster and a private Sentinel-managed master. Behaviour that
-only Redis or only memory has comes after the shared suite."""
+"""The backend contract kit (``llmstash.testing.backend_contract``) run for every backend of
+llmstash: memory, one Redis server, a private Redis Cluster, a private Sentinel-managed master
+and the disk cache. Behaviour that only Redis or only memory has comes after."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,8 +17,10 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from llmstash.caching._backend import CacheBackend
+from llmstash.caching._disk import DiskBackend
 from llmstash.caching._memory import MemoryBackend
 from llmstash.caching._redis import RedisBackend
+from llmstash.testing.backend_contract import BackendContract
 from tests._fixtures_redis import eventually
 
 REDIS_KINDS = [
@@ -110,150 +113,56 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
             await cleaner.aclose()
 
 
-async def test_is_a_cache_backend(subject: Subject) -> None:
-    assert isinstance(subject.backend, CacheBackend)
-    assert subject.backend.is_local is (subject.kind == "memory")
+# -- the contract kit, run for every backend of llmstash ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        b"",
-        b"\x00",
-        b"\xff\xfe\x80 not utf-8",
-        bytes(range(256)),
-        "héllo ✓".encode(),
-        b"x" * 200_000,
-    ],
-    ids=["empty", "nul", "not-utf8", "all-bytes", "utf8", "200kB"],
-)
-async def test_roundtrip_of_arbitrary_bytes(subject: Subject, value: bytes) -> None:
-    key = subject.key("v")
-    await subject.backend.set(key, value)
-    got = await subject.backend.get(key)
-    assert type(got) is bytes
-    assert got == value
+class TestMemoryContract(BackendContract):
+    expect_local = True
+
+    @pytest.fixture
+    def make_backend(self) -> Callable[[], CacheBackend]:
+        self.clock = FakeClock()
+        clock = self.clock
+        return lambda: MemoryBackend(clock=clock)
+
+    async def elapse(self, seconds: float) -> None:
+        self.clock.now += seconds
 
 
-async def test_missing_key_is_none(subject: Subject) -> None:
-    assert await subject.backend.get(subject.key("absent")) is None
+@pytest.mark.redis
+class TestRedisContract(BackendContract):
+    expect_local = False
+
+    @pytest.fixture
+    def make_backend(self, request: pytest.FixtureRequest) -> Callable[[], CacheBackend]:
+        return backend_factory("redis", request)
 
 
-async def test_set_overwrites(subject: Subject) -> None:
-    key = subject.key("k")
-    await subject.backend.set(key, b"one")
-    await subject.backend.set(key, b"two")
-    assert await subject.backend.get(key) == b"two"
+@pytest.mark.redis
+@pytest.mark.cluster
+class TestClusterContract(BackendContract):
+    expect_local = False
+
+    @pytest.fixture
+    def make_backend(self, request: pytest.FixtureRequest) -> Callable[[], CacheBackend]:
+        return backend_factory("cluster", request)
 
 
-async def test_get_many_keeps_order_with_gaps(subject: Subject) -> None:
-    a, b, c = subject.key("a"), subject.key("b"), subject.key("c")
-    await subject.backend.set_many({a: b"A", c: b""})
-    assert await subject.backend.get_many([a, b, c, a]) == [b"A", None, b"", b"A"]
-    assert await subject.backend.get_many([b]) == [None]
-    assert await subject.backend.get_many([]) == []
+@pytest.mark.redis
+class TestSentinelContract(BackendContract):
+    expect_local = False
+
+    @pytest.fixture
+    def make_backend(self, request: pytest.FixtureRequest) -> Callable[[], CacheBackend]:
+        return backend_factory("sentinel", request)
 
 
-async def test_set_many_with_ttl_expires(subject: Subject) -> None:
-    keys = [subject.key(f"t{i}") for i in range(5)]
-    await subject.backend.set_many({k: k.encode() for k in keys}, ttl=0.2)
-    assert await subject.backend.get_many(keys) == [k.encode() for k in keys]
-    await subject.assert_expires(keys, 0.2)
+class TestDiskContract(BackendContract):
+    expect_local = False
 
-
-async def test_set_with_ttl_expires(subject: Subject) -> None:
-    key = subject.key("t")
-    await subject.backend.set(key, b"v", ttl=0.2)
-    assert await subject.backend.get(key) == b"v"
-    await subject.assert_expires([key], 0.2)
-
-
-async def test_a_ttl_below_a_millisecond_is_kept_briefly(subject: Subject) -> None:
-    key = subject.key("t")
-    await subject.backend.set(key, b"v", ttl=0.0001)
-    await subject.assert_expires([key], 0.0001)
-
-
-async def test_ttl_none_never_expires(subject: Subject) -> None:
-    one, many = subject.key("one"), subject.key("many")
-    await subject.backend.set(one, b"short", ttl=0.1)
-    await subject.backend.set_many({many: b"short"}, ttl=0.1)
-    # Storing again without a ttl removes the earlier expiry.
-    await subject.backend.set(one, b"forever")
-    await subject.backend.set_many({many: b"forever"}, ttl=None)
-    await subject.elapse(0.3)
-    assert await subject.backend.get_many([one, many]) == [b"forever", b"forever"]
-
-
-@pytest.mark.parametrize("ttl", [0, -1.5])
-async def test_ttl_zero_or_less_is_not_stored(subject: Subject, ttl: float) -> None:
-    fresh, old, many = subject.key("fresh"), subject.key("old"), subject.key("many")
-    await subject.backend.set_many({old: b"old", many: b"old"})
-    await subject.backend.set(fresh, b"v", ttl=ttl)
-    await subject.backend.set(old, b"new", ttl=ttl)
-    await subject.backend.set_many({many: b"new", subject.key("x"): b"x"}, ttl=ttl)
-    assert await subject.backend.get_many([fresh, old, many, subject.key("x")]) == [None] * 4
-
-
-async def test_delete_returns_how_many_existed(subject: Subject) -> None:
-    a, b = subject.key("a"), subject.key("b")
-    await subject.backend.set_many({a: b"1", b: b"2"})
-    assert await subject.backend.delete(a, b, subject.key("absent")) == 2
-    assert await subject.backend.get_many([a, b]) == [None, None]
-    assert await subject.backend.delete(a) == 0
-    assert await subject.backend.delete() == 0
-
-
-async def test_clear_removes_only_its_prefix(subject: Subject) -> None:
-    inside = {subject.key(f"ns:{i}"): b"v" for i in range(1200)}
-    near = {subject.key("nsx"): b"n", subject.key("other:1"): b"o", subject.key("n"): b"n"}
-    await subject.backend.set_many({**inside, **near})
-    assert await subject.backend.clear(subject.key("ns:")) == len(inside)
-    assert await subject.backend.get_many(list(inside)) == [None] * len(inside)
-    assert await subject.backend.get_many(list(near)) == list(near.values())
-    assert await subject.backend.clear(subject.key("nothing-here:")) == 0
-
-
-@pytest.mark.parametrize(("special", "decoy"), [("?", "z"), ("*", "zz"), ("[s]", "s"), ("\\", "*")])
-async def test_clear_takes_glob_characters_literally(
-    subject: Subject, special: str, decoy: str
-) -> None:
-    target, other = subject.key(f"g{special}1"), subject.key(f"g{decoy}1")
-    await subject.backend.set_many({target: b"t", other: b"o"})
-    assert await subject.backend.clear(subject.key(f"g{special}")) == 1
-    assert await subject.backend.get_many([target, other]) == [None, b"o"]
-
-
-async def test_ping(subject: Subject) -> None:
-    assert await subject.backend.ping() is True
-
-
-async def test_aclose_is_idempotent(subject: Subject) -> None:
-    await subject.backend.set(subject.key("k"), b"v")
-    await subject.backend.aclose()
-    await subject.backend.aclose()
-
-
-async def test_lease_is_exclusive_until_released(subject: Subject) -> None:
-    backend = subject.backend
-    assert isinstance(backend, MemoryBackend | RedisBackend)
-    lease = subject.key("lease")
-    assert await backend.acquire_lease(lease, 5.0) is True
-    assert await backend.acquire_lease(lease, 5.0) is False
-    await backend.release_lease(lease)
-    assert await backend.acquire_lease(lease, 5.0) is True
-    await backend.release_lease(lease)
-    await backend.release_lease(lease)
-
-
-async def test_lease_expires(subject: Subject) -> None:
-    backend = subject.backend
-    assert isinstance(backend, MemoryBackend | RedisBackend)
-    lease = subject.key("lease")
-    assert await backend.acquire_lease(lease, 0.1) is True
-    await subject.elapse(0.1)
-    await eventually(lambda: backend.acquire_lease(lease, 5.0), EXPIRY_GRACE)
-    await backend.release_lease(lease)
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> Callable[[], CacheBackend]:
+        return lambda: DiskBackend(tmp_path)
 
 
 # -- Redis only ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from llmstash.caching._codec import (
 from llmstash.exceptions import BadRequestError, InternalServerError, UnsupportedParamsError
 from llmstash.integrations.custom_logger import CustomLogger
 from llmstash.testing import FakeProvider
+from llmstash.types import ResponsesAPIStreamEvent as ResponsesAPIStreamEventType
 from tests._fixtures_redis import RedisServer
 
 EVENT = TypeAdapter(ResponseStreamEvent)
@@ -641,3 +642,19 @@ def test_hostile_payloads_of_the_new_kinds_do_not_decode(kind: int, payload: byt
 
     with pytest.raises(CacheDataError):
         decode(_pack(kind, 1.0, None, payload))
+
+
+def test_new_kinds_compress_and_decode() -> None:
+    from llmstash.caching._codec import compress, decode, encode_responses_stream
+
+    events = [
+        ResponsesAPIStreamEventType(
+            {"type": "response.output_text.delta", "sequence_number": i, "delta": " word"}
+        )
+        for i in range(200)
+    ]
+    plain = encode_responses_stream(events, 1.0)
+    packed = compress(plain)
+    assert len(packed) < len(plain) / 2 and peek(packed).flags != 0
+    entry = decode(packed)
+    assert isinstance(entry, ResponsesStreamEntry) and entry.events == events

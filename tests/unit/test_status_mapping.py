@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
+from llmstash import exceptions
 from llmstash.exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -202,3 +203,27 @@ async def test_key_never_in_connection_errors() -> None:
             await OpenAIProvider().chat(http, route, [], {}, timeout=5, num_retries=0)
     assert KEY not in str(info.value) and KEY not in repr(info.value)
     assert "ConnectError" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cls", "status"),
+    [
+        (exceptions.BadRequestError, 400),
+        (exceptions.ContextWindowExceededError, 400),
+        (exceptions.AuthenticationError, 401),
+        (exceptions.PermissionDeniedError, 403),
+        (exceptions.NotFoundError, 404),
+        (exceptions.UnprocessableEntityError, 422),
+        (exceptions.RateLimitError, 429),
+        (exceptions.InternalServerError, 500),
+        (exceptions.ServiceUnavailableError, 503),
+    ],
+)
+def test_errors_built_by_hand_carry_their_class_status(
+    cls: type[exceptions.APIStatusError], status: int
+) -> None:
+    # As in LiteLLM, users build these for mock_response and tests without a status code.
+    err = cls("slow down", model="gpt-4o-mini", llm_provider="openai")
+    assert err.status_code == status
+    assert f"({status})" in str(err)
+    assert cls("x", status_code=418).status_code == 418

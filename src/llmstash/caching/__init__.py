@@ -9,21 +9,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
+from ._backend import (
+    CacheBackend,
+    SupportsBudgetedLookup,
+    SupportsCounters,
+    SupportsLease,
+    SupportsScan,
+)
 from ._cache import ALL_CALL_TYPES, Cache
 from ._memory import MemoryBackend
 
 if TYPE_CHECKING:
+    from ._disk import DiskBackend
     from ._redis import RedisBackend
 
 __all__ = [
     "ALL_CALL_TYPES",
     "Cache",
     "CacheBackend",
+    "DiskBackend",
     "MemoryBackend",
     "RedisBackend",
     "SupportsBudgetedLookup",
+    "SupportsCounters",
     "SupportsLease",
+    "SupportsScan",
 ]
 
 
@@ -33,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from ._redis import RedisBackend
 
         return RedisBackend
+    if name == "DiskBackend":
+        from ._disk import DiskBackend
+
+        return DiskBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 
@@ -24,12 +25,15 @@ from .._config import (
 from .._loops import at_shutdown
 from ..exceptions import CacheDataError, InvalidRequestError
 from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsLease
-from ._codec import Entry, decode, decode_expiry
+from ._codec import Entry, compress, decode, decode_expiry
 from ._guard import Guard, describe
 from ._keys import chat_key, make_input_keys, make_key
 from ._memory import MemoryBackend
 from ._settings import check_number, check_ttl, redis_factory
 from ._writes import WritePath
+
+if TYPE_CHECKING:
+    from ._disk import DiskBackend
 
 __all__ = ["ALL_CALL_TYPES", "NEEDS_IO", "Cache"]
 
@@ -56,7 +60,8 @@ _LITELLM_ONLY: Final = (
     "azure_",
     "disk_",
 )
-_UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob", "disk")
+_UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob")
+_TYPES: Final = ("local", "redis", "disk")
 _LEASE_POLL: Final = 0.05
 """Seconds between a lease waiter's looks for the entry and for the lease's release."""
 
@@ -103,7 +108,16 @@ class Cache:
     seconds; the others wait for its entry, and call the provider themselves as soon as the
     lease is released without one (an error, a cancelled call, ``no-store``) or expires.
 
-    A ``backend=`` you pass stays yours: :meth:`aclose` closes only what the cache made.
+    ``Cache(type="disk", disk_cache_dir=...)`` keeps entries in one SQLite file (default
+    directory ``$XDG_CACHE_HOME/llmstash`` or ``~/.cache/llmstash``) that survives restarts
+    and is shared by every thread and process opening the same directory; ``max_bytes``
+    (default 1 GiB) and ``max_size`` bound it, evicting the least recently used entries.
+
+    Your own store: ``backend=`` an object implementing
+    :class:`~llmstash.caching.CacheBackend`, shared by every event loop, or
+    ``backend_factory=`` a callable returning one, called once per event loop that uses the
+    cache (for clients bound to one loop). A ``backend=`` you pass stays yours:
+    :meth:`aclose` closes only what the cache made (from a factory included).
     ``async with Cache(...) as cache:`` closes it on exit.
 
     ``cache.get_cache_key(**call_kwargs)`` computes a key and may be replaced by assignment.
@@ -137,16 +151,19 @@ class Cache:
         breaker_reset: float = DEFAULT_BREAKER_RESET,
         redis_flush_size: int | None = None,
         lease: float | None = None,
+        disk_cache_dir: str | os.PathLike[str] | None = None,
+        backend_factory: Callable[[], CacheBackend] | None = None,
         **kwargs: Any,
     ) -> None:
         cache_type = getattr(type, "value", type)
         if cache_type in _UNSUPPORTED_TYPES:
             raise InvalidRequestError(
-                f"Cache(type={cache_type!r}) is not supported by llmstash; use 'local' or 'redis'"
+                f"Cache(type={cache_type!r}) is not supported by llmstash; "
+                "use 'local', 'redis' or 'disk'"
             )
-        if cache_type not in ("local", "redis"):
+        if cache_type not in _TYPES:
             raise InvalidRequestError(
-                f"unknown cache type {cache_type!r}; expected 'local' or 'redis'"
+                f"unknown cache type {cache_type!r}; expected 'local', 'redis' or 'disk'"
             )
         mode_value = getattr(mode, "value", mode)
         if mode_value not in ("default_on", "default_off"):
@@ -175,6 +192,14 @@ class Cache:
             raise InvalidRequestError(f"namespace must be a string, got {namespace!r}")
         if backend is not None and not isinstance(backend, CacheBackend):
             raise InvalidRequestError("backend= must implement llmstash.caching.CacheBackend")
+        if backend_factory is not None and not callable(backend_factory):
+            raise InvalidRequestError("backend_factory= must be a callable returning a backend")
+        if backend is not None and backend_factory is not None:
+            raise InvalidRequestError("give backend= or backend_factory=, not both")
+        if disk_cache_dir is not None and not isinstance(disk_cache_dir, (str, os.PathLike)):
+            raise InvalidRequestError(
+                f"disk_cache_dir must be a path (str or os.PathLike), got {disk_cache_dir!r}"
+            )
 
         self.type: str = cache_type
         self.namespace = namespace
@@ -188,10 +213,27 @@ class Cache:
         self._tier_ttl = 0.0
         self._backends = _Backends()
         self._owns_shared = backend is None
+        self._disk: DiskBackend | None = None
         self._writes = WritePath(self._backends.current, self._guard)
 
         if backend is not None:
             self._backends.shared = backend
+        elif backend_factory is not None:
+            self._backends.factory = _checked(backend_factory)
+            # Each loop's backend is the cache's: closed with it, or when the loop ends.
+            weakref.finalize(self, self._backends.close_soon)
+        elif cache_type == "disk":
+            from ._disk import DEFAULT_DISK_MAX_BYTES, DiskBackend
+
+            self._disk = DiskBackend(
+                disk_cache_dir,
+                max_bytes=DEFAULT_DISK_MAX_BYTES if max_bytes is None else max_bytes,
+                max_size=max_size,
+            )
+            self._backends.shared = self._disk
+            if default_in_memory_ttl:
+                self._tier = _memory(None, None)
+                self._tier_ttl = default_in_memory_ttl
         elif cache_type == "local":
             self._backends.shared = _memory(max_size, max_bytes)
         else:
@@ -226,7 +268,7 @@ class Cache:
                 self._tier = _memory(max_size, max_bytes)
                 self._tier_ttl = default_in_memory_ttl
         shared = self._backends.shared
-        self._is_local = shared is not None and bool(getattr(shared, "is_local", False))
+        self._is_local = shared is not None and shared.is_local is True
         # The synchronous fast path: only for the built-in memory store, whose get never waits.
         self._local_backend: MemoryBackend | None = (
             shared if self._is_local and isinstance(shared, MemoryBackend) else None
@@ -348,13 +390,25 @@ class Cache:
 
     async def _guarded_get(self, keys: list[str]) -> list[bytes | None] | None:
         guard = self._guard
+        try:
+            backend = self.backend
+            if backend.is_local is True:
+                # A local backend answers at once: asked with no budget and no breaker (a
+                # failure is still a miss, logged).
+                if len(keys) == 1:
+                    result: list[bytes | None] = [await backend.get(keys[0])]
+                else:
+                    result = await backend.get_many(keys)
+                return self._got(keys, result)
+        except Exception as exc:
+            guard.fail("lookup", exc)
+            return None
         if not guard.allow():
             return None
         budget = guard.lookup_timeout
         try:
-            backend = self.backend
             if isinstance(backend, SupportsBudgetedLookup):
-                result: list[bytes | None] = await backend.lookup(keys, budget)
+                result = await backend.lookup(keys, budget)
             else:
                 with anyio.move_on_after(budget) as scope:
                     if len(keys) == 1:
@@ -366,6 +420,11 @@ class Cache:
         except Exception as exc:
             guard.fail("lookup", exc)
             return None
+        return self._got(keys, result)
+
+    def _got(self, keys: list[str], result: object) -> list[bytes | None] | None:
+        """A backend's answer to a lookup, checked; the tier keeps what it found."""
+        guard = self._guard
         if not isinstance(result, list) or len(result) != len(keys):
             guard.fail("lookup", TypeError("backend answered with the wrong number of values"))
             return None
@@ -402,6 +461,25 @@ class Cache:
             tier_ttl = self._tier_ttl if ttl is None else min(ttl, self._tier_ttl)
             for key, value in items.items():
                 self._tier.set_nowait(key, value, ttl=tier_ttl)
+        if not self._is_local:
+            # A store that pays per byte keeps entries compressed (where that pays).
+            items = {key: compress(value) for key, value in items.items()}
+        if self._is_local or self._backends.factory is not None:
+            try:
+                backend = self.backend
+                if backend.is_local is True:
+                    # A local backend stores at once: written here, no budget, no breaker.
+                    if len(items) == 1:
+                        ((key, value),) = items.items()
+                        await backend.set(key, value, ttl=ttl)
+                    else:
+                        await backend.set_many(items, ttl=ttl)
+                    self._writes.written += len(items)
+                    self._guard.ok()
+                    return
+            except Exception as exc:
+                self._guard.fail("write", exc)
+                return
         if not self._guard.allow():
             self._writes.given_up += len(items)
             return
@@ -504,6 +582,8 @@ class Cache:
         }
         if self._local_backend is not None:
             out.update(self._local_backend.stats())
+        if self._disk is not None:
+            out.update(self._disk.stats())
         return out
 
     async def aclose(self) -> None:
@@ -578,6 +658,21 @@ class _Backends:
             except RuntimeError:  # closed meanwhile
                 pass
         self.per_loop.clear()
+
+
+def _checked(factory: Callable[[], CacheBackend]) -> Callable[[], CacheBackend]:
+    """``factory``, whose every backend is checked to implement the protocol."""
+
+    def make() -> CacheBackend:
+        backend = factory()
+        if not isinstance(backend, CacheBackend):
+            raise InvalidRequestError(
+                f"backend_factory= returned a {type(backend).__name__}, "
+                "which does not implement llmstash.caching.CacheBackend"
+            )
+        return backend
+
+    return make
 
 
 def _memory(max_size: int | None, max_bytes: int | None) -> MemoryBackend:

@@ -3,8 +3,14 @@
 An entry is ``MAGIC (2 bytes) | kind (1 byte) | flags (1 byte) | stored-at | expires-at |
 model length (2 bytes) | model (UTF-8) | payload`` (times are float64 unix seconds; expires-at is
 0 for an entry that never expires). The header alone tells what an entry is — kind, model, age,
-expiry, size — so tools list entries with :func:`peek` without decoding bodies. ``flags`` is 0
-today; it is reserved for how the payload is encoded (compression). The payload of a chat
+expiry, size — so tools list entries with :func:`peek` without decoding bodies. The low four
+bits of ``flags`` say how the payload is encoded: 0 as it is, 1 raw DEFLATE, 2 raw DEFLATE with
+the preset dictionary :data:`ZDICT_V1` (MessagePack field names and common words of chat
+answers); the high four bits are reserved and must be 0. DEFLATE is the standard library's
+``zlib``, so every process of a fleet reads every entry with no optional install. Entries are
+compressed at the storage boundary, by :func:`compress`, for the stores that pay per byte
+(Redis, disk); the in-memory store keeps them plain, since a hit there must not pay for
+inflating. An encoding this release does not know is a clean miss. The payload of a chat
 or stream entry is MessagePack of the response objects, every field the provider sent included
 (unknown ones ride in ``model_extra``), decoded by msgspec straight into the typed objects; an
 embedding entry is its packed floats. Responses API and text completion entries (plain and
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from typing import Any, Final
 
 import msgspec
@@ -41,6 +48,7 @@ __all__ = [
     "StreamEntry",
     "TextCompletionEntry",
     "TextCompletionStreamEntry",
+    "compress",
     "decode",
     "decode_expiry",
     "encode_chat",
@@ -67,6 +75,96 @@ _HEADER_SIZE = _HEADER.size
 _VECTOR = struct.Struct("<cI")  # typecode, prompt tokens; the packed floats follow
 _VECTOR_SIZE = _VECTOR.size
 _encoder = msgspec.msgpack.Encoder()
+
+_PLAIN: Final = 0
+_DEFLATE: Final = 1
+_DEFLATE_DICT1: Final = 2
+_ENCODING_MASK: Final = 0x0F
+COMPRESS_MIN: Final = 256
+"""Payloads shorter than this many bytes are stored as they are: too small to gain much."""
+_COMPRESS_GAIN: Final = 0.875
+"""A compressed payload is kept only if it takes at most this share of the plain one."""
+_NOT_COMPRESSED: Final = frozenset({_EMBEDDING})
+"""Kinds whose payloads do not compress (packed floats): never tried."""
+_MAX_INFLATED: Final = 256 * 1024 * 1024
+"""The largest payload an entry may inflate to; beyond it the entry is garbage (a miss)."""
+
+
+def _fixstrs(*names: str) -> bytes:
+    return b"".join(bytes([0xA0 + len(n)]) + n.encode() for n in names)
+
+
+# The preset dictionary of encoding 2. Its bytes must never change: entries written with it
+# are read with it. A better dictionary is a new encoding number beside this one.
+ZDICT_V1: Final = (
+    b" the of and to in a is that for it as with was on be by this are or from at an not "
+    b"which have has but can will you your we they their there these those more also when each "
+    b"such if would should could may one all other than into only about use used using how what "
+    b"new first two time between because over some like most very make any different however "
+    b"example following important based then data value values function code return response "
+    b"request model models cache error file line first second third step steps result results "
+    b"information provide provides within without while both where here way well user users "
+    b"system process number set need needs help work works following: I It The This In For To "
+    b"You If We A An As Yes No Note: Here is Here are ### ** - 1. 2. 3. 4. 5. ```python\n``` \n\n"
+    + _fixstrs(
+        "tool_use",
+        "text",
+        "thinking",
+        "signature",
+        "input",
+        "stop_sequence",
+        "end_turn",
+        "max_tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "delta",
+        "chat.completion.chunk",
+        "tool_calls",
+        "function",
+        "arguments",
+        "name",
+        "type",
+        "id",
+        "call_",
+        "length",
+        "content_filter",
+        "prompt_tokens_details",
+        "cached_tokens",
+        "audio_tokens",
+        "completion_tokens_details",
+        "reasoning_tokens",
+        "accepted_prediction_tokens",
+        "rejected_prediction_tokens",
+        "service_tier",
+        "default",
+        "refusal",
+        "annotations",
+        "logprobs",
+        "index",
+    )
+    + b"\x87\xa2id\xd9&chatcmpl-"
+    + _fixstrs("choices")
+    + b"\x91\x82"
+    + _fixstrs("message")
+    + b"\x82"
+    + _fixstrs("content", "role", "assistant", "finish_reason", "stop", "created")
+    + b"\xce"
+    + _fixstrs(
+        "model",
+        "gpt-4o-mini",
+        "object",
+        "chat.completion",
+        "usage",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "system_fingerprint",
+        "fp_",
+    )
+)
+"""The preset dictionary of payload encoding 2 (fixed forever)."""
 _chat_decoder = msgspec.msgpack.Decoder(ModelResponse)
 _stream_decoder = msgspec.msgpack.Decoder(list[ModelResponseStream])
 _json_object_decoder = msgspec.msgpack.Decoder(dict[str, Any])
@@ -203,15 +301,79 @@ class EntryMeta(msgspec.Struct, frozen=True, kw_only=True):
     size: int
     """Stored bytes, header included."""
     flags: int = 0
-    """How the payload is encoded (0: plain)."""
+    """How the payload is encoded (0: plain, 1: DEFLATE, 2: DEFLATE with the preset
+    dictionary)."""
 
 
 def _pack(
-    kind: int, stored_at: float, ttl: float | None, payload: bytes, model: str = "", flags: int = 0
+    kind: int,
+    stored_at: float,
+    ttl: float | None,
+    payload: bytes,
+    model: str = "",
+    flags: int = 0,
+    *,
+    compressed: bool = False,
 ) -> bytes:
+    """Frame ``payload`` as an entry of ``kind``; with ``compressed``, DEFLATE it when that
+    pays (see :func:`compress`). ``flags`` says how ``payload`` is already encoded."""
     expires_at = stored_at + ttl if ttl else 0.0
     name = model.encode("utf-8", "replace")[:0xFFFF]
+    if compressed and not flags:
+        payload, flags = _deflate(kind, payload)
     return _HEADER.pack(MAGIC, kind, flags, stored_at, expires_at, len(name)) + name + payload
+
+
+def _deflate(kind: int, payload: bytes | memoryview) -> tuple[bytes, int]:
+    """``(payload, flags)``: compressed with the preset dictionary when it pays, else as it
+    was."""
+    if kind in _NOT_COMPRESSED or len(payload) < COMPRESS_MIN:
+        return bytes(payload), _PLAIN
+    packer = zlib.compressobj(1, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, ZDICT_V1)
+    packed = packer.compress(payload) + packer.flush()
+    if len(packed) > len(payload) * _COMPRESS_GAIN:
+        return bytes(payload), _PLAIN
+    return packed, _DEFLATE_DICT1
+
+
+def compress(data: bytes) -> bytes:
+    """``data`` (an entry of any kind) with its payload compressed where that pays: a payload
+    of at least :data:`COMPRESS_MIN` bytes that DEFLATE shrinks by an eighth or more. Entries
+    already encoded, of kinds that do not compress (packed embeddings), or not of this format
+    come back unchanged."""
+    try:
+        kind, flags, _, _, _, start = _unpack_header(data)
+    except CacheDataError:
+        return data
+    if flags:
+        return data
+    payload, flags = _deflate(kind, memoryview(data)[start:])
+    if not flags:
+        return data
+    header = bytearray(data[:start])
+    header[3] = flags
+    return bytes(header) + payload
+
+
+def _inflate(payload: memoryview, flags: int) -> bytes | memoryview:
+    """The plain payload of an entry whose header says ``flags``."""
+    if flags == _PLAIN:
+        return payload
+    if flags & ~_ENCODING_MASK:
+        raise CacheDataError(f"cache entry has unknown payload flags {flags}")
+    if flags == _DEFLATE_DICT1:
+        inflater = zlib.decompressobj(-15, ZDICT_V1)
+    elif flags == _DEFLATE:
+        inflater = zlib.decompressobj(-15)
+    else:
+        raise CacheDataError(f"cache entry has an unknown payload encoding {flags}")
+    try:
+        plain = inflater.decompress(payload, _MAX_INFLATED)
+    except zlib.error as exc:
+        raise CacheDataError(f"cache entry does not inflate: {exc}") from exc
+    if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+        raise CacheDataError("cache entry's compressed payload is truncated or too large")
+    return plain
 
 
 def _unpack_header(data: bytes) -> tuple[int, int, float, float, str, int]:
@@ -321,7 +483,7 @@ def encode_text_completion_stream(
     return _pack(_TEXT_STREAM, stored_at, ttl, _encoder.encode([c._data for c in chunks]), model)
 
 
-def _objects(payload: memoryview) -> list[dict[str, Any]]:
+def _objects(payload: bytes | memoryview) -> list[dict[str, Any]]:
     """A non-empty list of JSON objects, or CacheDataError."""
     items = _json_list_decoder.decode(payload)
     if not items:
@@ -343,9 +505,7 @@ def decode_expiry(data: bytes) -> float:
 def decode(data: bytes) -> Entry:
     """Decode any entry; :class:`CacheDataError` if the bytes are not a usable entry of ours."""
     kind, flags, stored_at, expires_at, _, start = _unpack_header(data)
-    if flags:
-        raise CacheDataError(f"cache entry has unknown payload flags {flags}")
-    payload = memoryview(data)[start:]
+    payload = _inflate(memoryview(data)[start:], flags)
     try:
         if kind == _CHAT:
             return ChatEntry(_chat_decoder.decode(payload), stored_at, expires_at)
