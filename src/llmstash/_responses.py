@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import time
 import uuid
@@ -46,7 +47,8 @@ from .caching._codec import (
     encode_text_completion,
     encode_text_completion_stream,
 )
-from .caching._keys import make_key
+from .caching._keys import _prefix as _key_prefix
+from .caching._keys import canonical_json, key_headers
 from .exceptions import CacheDataError, InvalidRequestError, UnsupportedParamsError
 from .providers import resolve
 from .types._json import (
@@ -483,8 +485,21 @@ def _key(cache: Any, kind: _Kind, req: Request, payload: Any) -> str:
                 model=req.model, **{kind.arg: payload}, **req.key_params(), cache=controls
             )
         )
-    fields = {"model": req.model, kind.arg: payload, **req.key_params(), "llmstash_api": kind.name}
-    return make_key(fields, cache._namespace(controls))
+    # As make_key would, without its cleaning: the engine's parameters are clean already (no
+    # None at the top level, no llmstash or SDK arguments, headers merged into extra_headers).
+    fields: dict[str, Any] = {"model": req.model, kind.arg: payload, "llmstash_api": kind.name}
+    params = req.key_params()
+    if params:
+        fields.update(params)
+        fields.pop("stream_options", None)
+        if "extra_headers" in params:
+            headers = key_headers(params["extra_headers"])
+            if headers:
+                fields["extra_headers"] = headers
+            else:
+                del fields["extra_headers"]
+    digest = hashlib.sha256(canonical_json(fields)).hexdigest()
+    return _key_prefix(cache._namespace(controls)) + digest
 
 
 async def run(

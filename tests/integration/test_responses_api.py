@@ -658,3 +658,102 @@ def test_new_kinds_compress_and_decode() -> None:
     assert len(packed) < len(plain) / 2 and peek(packed).flags != 0
     entry = decode(packed)
     assert isinstance(entry, ResponsesStreamEntry) and entry.events == events
+
+
+async def test_streamed_single_flight_gives_every_caller_every_event(
+    provider: FakeProvider, cache: Cache
+) -> None:
+    provider.latency = 0.2
+    kw = rkw(provider)
+
+    async def one() -> list[dict[str, Any]]:
+        return dumps(await read(await llmstash.aresponses(**kw, stream=True)))
+
+    results = await asyncio.gather(*(one() for _ in range(10)))
+    assert provider.request_count == 1
+    assert all(r == results[0] for r in results) and results[0][-1]["type"] == "response.completed"
+
+
+async def test_an_abandoned_stream_is_not_stored(provider: FakeProvider, cache: Cache) -> None:
+    kw = rkw(provider)
+    stream = await llmstash.aresponses(**kw, stream=True)
+    await stream.__anext__()
+    await stream.aclose()
+    again = await llmstash.aresponses(**kw, stream=True)
+    assert not again.cache_hit and provider.request_count == 2
+    await read(again)
+
+
+async def test_a_failed_response_stream_is_not_stored(provider: FakeProvider, cache: Cache) -> None:
+    failed = {
+        "id": "resp_failed",
+        "object": "response",
+        "created_at": 1,
+        "status": "failed",
+        "model": "gpt-4o-mini",
+        "output": [],
+        "error": {"code": "server_error", "message": "boom"},
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    events = [
+        {
+            "type": "response.created",
+            "sequence_number": 0,
+            "response": {**failed, "status": "in_progress"},
+        },
+        {"type": "response.failed", "sequence_number": 1, "response": failed},
+    ]
+    provider.fail_next(200, body=b"".join(b"data: " + json_bytes(e) + b"\n\n" for e in events))
+    kw = rkw(provider)
+    got = await read(await llmstash.aresponses(**kw, stream=True))
+    assert [e.type for e in got] == ["response.created", "response.failed"]
+    plain = await llmstash.aresponses(**kw)
+    assert plain._hidden_params["cache_hit"] is False and plain.status == "completed"
+    assert provider.request_count == 2
+
+
+async def test_a_text_stream_without_usage_does_not_serve_a_plain_call(
+    provider: FakeProvider, cache: Cache
+) -> None:
+    from llmstash.caching._codec import encode_text_completion_stream
+    from llmstash.types import TextCompletionResponse
+
+    kw = tkw(provider)
+    first = await llmstash.atext_completion(**kw)
+    key = first._hidden_params["cache_key"]
+    chunk = TextCompletionResponse(
+        {
+            "id": "cmpl-x",
+            "object": "text_completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{"text": "hi", "index": 0, "logprobs": None, "finish_reason": "stop"}],
+        }
+    )
+    await cache.astore({key: encode_text_completion_stream([chunk], 1e10)}, None)
+    streamed = await llmstash.atext_completion(**kw, stream=True)
+    assert streamed.cache_hit and [c.id for c in await read(streamed)] == ["cmpl-x"]
+    plain = await llmstash.atext_completion(**kw)
+    assert plain._hidden_params["cache_hit"] is False and provider.request_count == 2
+
+
+def json_bytes(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+async def test_responses_key_headers_and_credentials(provider: FakeProvider, cache: Cache) -> None:
+    kw = rkw(provider)
+    a = await llmstash.aresponses(**kw, extra_headers={"X-Tenant": "a", "traceparent": "00-1"})
+    b = await llmstash.aresponses(**kw, extra_headers={"x-tenant": "a", "traceparent": "00-2"})
+    c = await llmstash.aresponses(**kw, extra_headers={"X-Tenant": "b"})
+    d = await llmstash.aresponses(
+        **{**kw, "api_key": "sk-another-key-987654"}, extra_headers={"X-Tenant": "a"}
+    )
+    assert b._hidden_params["cache_hit"] is True and d._hidden_params["cache_hit"] is True
+    assert c._hidden_params["cache_hit"] is False and provider.request_count == 2
+    assert a._hidden_params["cache_key"] != c._hidden_params["cache_key"]
+    assert provider.requests[0].headers["x-tenant"] == "a"
