@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _sync
+from ._client import _fall_back_or_raise, _not_unicode, _target_model, _targets
 from ._flight import LEAD, take_lease
 from ._mocks import _words
 from ._outcome import Call, fail, succeed
@@ -513,8 +514,6 @@ async def run(
 ) -> Any:
     """One Responses API or text completion call (plain: the answer; ``stream=True``: an
     :class:`EventStream`)."""
-    from ._client import _not_unicode
-
     try:
         start = time.time()
         client._check_open()
@@ -610,8 +609,6 @@ def _provider(client: Client, kind: _Kind, call: Call, payload: Any, target: Any
 
 
 async def _plain_miss(client: Client, kind: _Kind, call: Call, payload: Any) -> Any:
-    from ._client import _fall_back_or_raise, _target_model, _targets
-
     req, key, cache = call.req, call.key, call.req.cache
     leased = False
     data: bytes | None = None
@@ -692,8 +689,6 @@ async def _stream_miss(client: Client, kind: _Kind, call: Call, payload: Any) ->
 
 async def _ask_stream(client: Client, kind: _Kind, call: Call, payload: Any) -> AsyncIterator[Any]:
     """The provider's events, trying ``fallbacks`` before the first one."""
-    from ._client import _fall_back_or_raise, _target_model, _targets
-
     req, cache = call.req, call.req.cache
     storing = cache is not None and not req.controls.no_store
     for attempt, target in enumerate(_targets(req)):
