@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._litellm_compat import install_as_litellm
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
     from .exceptions import (
@@ -98,6 +99,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "install_as_litellm": "._litellm_compat",
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -231,6 +233,7 @@ __all__ = [
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "install_as_litellm",
     "num_retries",
     "request_timeout",
     "responses",

@@ -372,6 +372,19 @@ class EmbeddingResponse(_Model):
     usage: Usage = msgspec.field(default_factory=Usage)
 
 
+# Code written for LiteLLM's pydantic objects marks a response after the fact with
+# `object.__setattr__(response, "cache_hit", True)` (dspy's cache does). A msgspec Struct's own
+# setattr slot makes Python refuse that; giving the top-level response types object's slot
+# (after class creation, where msgspec does not put its own back) lets it through. The
+# attribute lands in the instance __dict__, outside equality and encoding, like
+# _hidden_params. Only these types: they always hold a list, so msgspec always tracks them for
+# the garbage collector, and skipping its setattr (which re-tracks an untracked object) costs
+# nothing.
+for _cls in (ModelResponse, ModelResponseStream, EmbeddingResponse):
+    type.__setattr__(_cls, "__setattr__", object.__setattr__)
+    type.__setattr__(_cls, "__delattr__", object.__delattr__)
+del _cls
+
 _T = TypeVar("_T", bound=_Model)
 _TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
