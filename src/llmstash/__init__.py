@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         update_cache,
     )
     from ._client import Client
+    from ._cost import completion_cost, cost_per_token, model_cost, register_model
     from ._litellm_compat import install_as_litellm
     from ._streams import AsyncStream, SyncStream
     from .caching import Cache, CacheBackend, MemoryBackend
@@ -100,6 +101,9 @@ _LAZY: dict[str, str] = {
     ),
     "Client": "._client",
     "install_as_litellm": "._litellm_compat",
+    **dict.fromkeys(
+        ("completion_cost", "cost_per_token", "model_cost", "register_model"), "._cost"
+    ),
     **dict.fromkeys(("AsyncStream", "SyncStream"), "._streams"),
     **dict.fromkeys(("Cache", "CacheBackend", "MemoryBackend"), ".caching"),
     **dict.fromkeys(
@@ -227,6 +231,8 @@ __all__ = [
     "cache",
     "callbacks",
     "completion",
+    "completion_cost",
+    "cost_per_token",
     "disable_cache",
     "embedding",
     "enable_cache",
@@ -234,7 +240,9 @@ __all__ = [
     "failure_callback",
     "flush_callbacks",
     "install_as_litellm",
+    "model_cost",
     "num_retries",
+    "register_model",
     "request_timeout",
     "responses",
     "success_callback",

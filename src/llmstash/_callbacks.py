@@ -43,6 +43,12 @@ _ASYNC_PRE_CALL: Final = ("async_log_pre_api_call", "log_pre_api_call")
 
 _dispatchers: weakref.WeakSet[CallbackDispatcher] = weakref.WeakSet()
 
+_UNRESOLVED: Final = object()
+_MISSING_EXTRA: Final = object()
+_named_loggers: dict[str, object] = {}
+"""Integration names met in ``callbacks`` → their handler (``None``: not one llmstash has;
+``_MISSING_EXTRA``: its optional dependency is not installed)."""
+
 
 def all_dispatchers() -> list[CallbackDispatcher]:
     """The dispatchers still alive, for ``llmstash.aflush_callbacks()`` to flush."""
@@ -113,8 +119,10 @@ class CallbackDispatcher:
     that is not overridden; ``log_post_api_call`` runs for every successful provider answer
     (not for cache hits), sync or async, before the success hooks. Plain callables, in
     ``loggers`` or ``functions``, are called as ``(kwargs, response_obj, start_time,
-    end_time)``; in ``loggers`` they are success callbacks. Strings (LiteLLM's named
-    integrations) and other objects are ignored, with one warning each.
+    end_time)``; in ``loggers`` they are success callbacks. In ``loggers``, the string
+    ``"otel"`` (LiteLLM's name) stands for the OpenTelemetry handler
+    (:mod:`llmstash.integrations.opentelemetry`, loaded on first use); other strings
+    (LiteLLM's other named integrations) and other objects are ignored, one warning each.
 
     ``async def`` hooks run on the loop; plain ``def`` hooks run in worker threads (at most
     40 at once). Each hook may run ``hook_timeout`` seconds; after that an async hook is
@@ -305,6 +313,11 @@ class CallbackDispatcher:
         """Per logger, the first hook of ``names`` it overrides; plain callables if ``plain``."""
         hooks = []
         for entry in loggers:
+            if isinstance(entry, str):
+                named = self._named_logger(entry)
+                if named is None:
+                    continue
+                entry = named
             if isinstance(entry, CustomLogger):
                 for name in names:
                     method = getattr(entry, name)
@@ -327,6 +340,34 @@ class CallbackDispatcher:
             else:
                 self._warn_unknown(func)
         return hooks
+
+    def _named_logger(self, name: str) -> CustomLogger | None:
+        """The handler a LiteLLM integration name stands for (``"otel"``), or ``None`` after
+        one warning for names llmstash does not know or cannot load."""
+        found = _named_loggers.get(name, _UNRESOLVED)
+        if found is _UNRESOLVED:
+            found = None
+            if name == "otel":
+                try:
+                    from .integrations.opentelemetry import default_logger
+
+                    found = default_logger()
+                except ImportError:
+                    found = _MISSING_EXTRA
+            _named_loggers[name] = found
+        if isinstance(found, CustomLogger):
+            return found
+        if found is _MISSING_EXTRA:
+            if name not in self._warned:
+                self._warned.add(name)
+                logger.warning(
+                    "Callback %r needs the OpenTelemetry API: pip install 'llmstash[otel]'. "
+                    "Ignored.",
+                    name,
+                )
+        else:
+            self._warn_unknown(name)
+        return None
 
     def _warn_unknown(self, entry: object) -> None:
         label = entry if isinstance(entry, str) else type(entry).__qualname__

@@ -19,9 +19,8 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._cost import completion_cost, embedding_cost
+from ._cost import custom_usage_cost, price_usage
 from ._request import CallSettings, Request
-from .types import EmbeddingResponse, Usage
 
 if TYPE_CHECKING:
     import asyncio
@@ -102,33 +101,11 @@ class Call:
 def price(req: Request, response: Any, model: str | None = None) -> float | None:
     """What ``response`` cost in USD: the call's own prices (``input_cost_per_token``,
     ``output_cost_per_token``) when given, else the price table for ``model`` (by default the
-    model asked for); ``None`` when unknown."""
-    usage: Usage | None = getattr(response, "usage", None)
-    if usage is not None and not isinstance(usage, Usage):
-        usage = _token_usage(usage)
-    if req.prices is not None and usage is not None:
-        prompt, completion = req.prices
-        return usage.prompt_tokens * (prompt or 0.0) + (usage.completion_tokens or 0) * (
-            completion or 0.0
-        )
-    if isinstance(response, EmbeddingResponse):
-        return embedding_cost(model or req.model, usage)
-    return completion_cost(model or req.model, usage)
-
-
-def _token_usage(usage: Any) -> Usage | None:
-    """A Responses API (``input_tokens``/``output_tokens``) or text completion usage object
-    as :class:`Usage`, for pricing."""
-    get = getattr(usage, "get", None)
-    if get is None:
-        return None
-    prompt = get("prompt_tokens", get("input_tokens", 0))
-    completion = get("completion_tokens", get("output_tokens", 0))
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-    )
+    model asked for, else the model the response names); ``None`` when unknown."""
+    usage = getattr(response, "usage", None)
+    if req.prices is not None:
+        return custom_usage_cost(req.prices, usage)
+    return price_usage(model or req.model, usage, getattr(response, "model", None))
 
 
 def succeed(
@@ -158,6 +135,12 @@ def succeed(
     }
     if hit:
         hidden["saved_cost"] = full
+    if call.req.prices is not None:
+        given_in, given_out = call.req.prices
+        hidden["custom_cost_per_token"] = {
+            "input_cost_per_token": given_in,
+            "output_cost_per_token": given_out,
+        }
     if coalesced:
         hidden["coalesced"] = True
     if extra:

@@ -12,7 +12,6 @@ import anyio
 import pytest
 
 import llmstash
-from llmstash._cost import completion_cost, embedding_cost
 from llmstash.caching import Cache
 from llmstash.integrations.custom_logger import CustomLogger
 from llmstash.testing import FakeProvider
@@ -141,7 +140,7 @@ async def test_response_cost_and_saved_cost(provider: FakeProvider) -> None:
     await llmstash.aflush_callbacks()
 
     [(miss, _), (hit, _)] = handler.of("async_log_success_event")
-    cost = completion_cost("gpt-4o-mini", first.usage)
+    cost = llmstash.completion_cost(completion_response=first)
     assert cost is not None and cost > 0
     assert miss["response_cost"] == pytest.approx(cost)
     assert hit["response_cost"] == 0.0
@@ -239,7 +238,7 @@ async def test_embedding_success_carries_input_and_cost(provider: FakeProvider) 
     assert reported is response
     assert kwargs["input"] == inputs
     assert kwargs["response_cost"] == pytest.approx(
-        embedding_cost("text-embedding-3-small", response.usage)
+        llmstash.completion_cost(completion_response=response)
     )
 
 

@@ -53,3 +53,16 @@ async def responses_code() -> str:
     except llmstash.UnsupportedParamsError as exc:
         _ = exc.status_code
     return text
+
+
+def cost_code(r: ModelResponse) -> float:
+    from llmstash.integrations.opentelemetry import OpenTelemetryLogger
+
+    llmstash.callbacks = ["otel", OpenTelemetryLogger(capture_content=False)]
+    llmstash.register_model({"my-model": {"input_cost_per_token": 1e-6, "max_tokens": 8192}})
+    price: float = llmstash.model_cost["my-model"]["input_cost_per_token"]
+    prompt_usd, completion_usd = llmstash.cost_per_token(
+        model="gpt-4o-mini", prompt_tokens=10, completion_tokens=5
+    )
+    total: float = llmstash.completion_cost(completion_response=r) + prompt_usd + completion_usd
+    return total + price

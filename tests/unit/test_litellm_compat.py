@@ -171,7 +171,8 @@ def test_capabilities_are_conservative_for_unknown_models() -> None:
     assert "thinking" in (utils.get_supported_openai_params("anthropic/claude-sonnet-4-0") or [])
     assert "top_p" not in (utils.get_supported_openai_params("o3-mini") or [])
     info = utils.get_model_info("openai/gpt-4o-mini-2024-07-18")
-    assert info["key"] == "gpt-4o-mini" and info["litellm_provider"] == "openai"
+    assert info["key"] == "gpt-4o-mini-2024-07-18" and info["litellm_provider"] == "openai"
+    assert utils.get_model_info("openai/gpt-4o-mini-2099-01-01")["key"] == "gpt-4o-mini"
     assert info["input_cost_per_token"] == pytest.approx(0.15e-6)
     with pytest.raises(Exception, match="isn't mapped"):
         utils.get_model_info("openai/unknown-model")

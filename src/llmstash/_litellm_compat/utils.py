@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .._cost import _CHAT_PRICES, _EMBEDDING_PRICES, _table_name
+from .. import _cost
 from .._streaming import assemble_chunks
 from ..exceptions import InvalidRequestError
 from ..types import ModelResponse, ModelResponseStream
@@ -25,7 +25,6 @@ __all__ = [
     "get_llm_provider",
     "get_model_info",
     "get_supported_openai_params",
-    "model_cost",
     "stream_chunk_builder",
     "supports_function_calling",
     "supports_reasoning",
@@ -198,50 +197,37 @@ def supports_reasoning(model: str, custom_llm_provider: str | None = None) -> bo
     return False
 
 
-def _provider_of(name: str) -> str:
-    return "anthropic" if name.startswith("claude-") else "openai"
+if TYPE_CHECKING:
+    model_cost: dict[str, dict[str, Any]]
+    """LiteLLM's name for the price table, :data:`llmstash.model_cost`."""
 
 
-def _build_model_cost() -> dict[str, dict[str, Any]]:
-    table: dict[str, dict[str, Any]] = {}
-    for name, (prompt, completion) in _CHAT_PRICES.items():
-        table[name] = {
-            "input_cost_per_token": prompt / 1_000_000,
-            "output_cost_per_token": completion / 1_000_000,
-            "litellm_provider": _provider_of(name),
-            "mode": "chat",
-            "supports_function_calling": supports_function_calling(name),
-            "supports_response_schema": supports_response_schema(name),
-            "supports_vision": supports_vision(name),
-            "supports_reasoning": supports_reasoning(name),
-        }
-    for name, price in _EMBEDDING_PRICES.items():
-        table[name] = {
-            "input_cost_per_token": price / 1_000_000,
-            "output_cost_per_token": 0.0,
-            "litellm_provider": "openai",
-            "mode": "embedding",
-        }
-    return table
+def __getattr__(name: str) -> Any:
+    if name == "model_cost":  # the one price table, read on first use
+        return _cost._prices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-model_cost: dict[str, dict[str, Any]] = _build_model_cost()
-"""LiteLLM's ``model_cost`` map for the models llmstash prices: USD per token and what each
-supports. Entries added here are read by :func:`get_model_info`."""
+def _table_key(model: str, bare: str) -> str | None:
+    table = _cost._prices()
+    for name in (bare, model):
+        if name in table:
+            return name
+    for name in (bare, model):
+        key = _cost._match(name, table)
+        if key is not None:
+            return key
+    return None
 
 
 def get_model_info(model: str, custom_llm_provider: str | None = None) -> dict[str, Any]:
     """What llmstash knows of a model, in LiteLLM's shape (``key``, ``litellm_provider``,
-    ``mode``, ``input_cost_per_token``, ``output_cost_per_token``, ``supports_*``; token limits
-    are ``None``: llmstash keeps none). Raises ``Exception`` ("This model isn't mapped yet"),
-    as LiteLLM does, for a model it does not know."""
+    ``mode``, prices per token, token limits where the price table has them, ``supports_*``).
+    Raises ``Exception`` ("This model isn't mapped yet"), as LiteLLM does, for a model the
+    price table (:data:`llmstash.model_cost`, extended by :func:`llmstash.register_model`)
+    does not know."""
     bare, provider = _split(model, custom_llm_provider)
-    key = bare if bare in model_cost else None
-    if key is None:
-        known = tuple(model_cost)
-        key = _table_name(bare, known)
-    if key is None and model in model_cost:
-        key = model
+    key = _table_key(model, bare)
     if key is None:
         raise Exception(
             f"This model isn't mapped yet. model={model}, custom_llm_provider={provider}."
@@ -252,8 +238,12 @@ def get_model_info(model: str, custom_llm_provider: str | None = None) -> dict[s
         "max_input_tokens": None,
         "max_output_tokens": None,
         "supported_openai_params": get_supported_openai_params(model, provider),
+        "supports_function_calling": supports_function_calling(model, provider),
+        "supports_response_schema": supports_response_schema(model, provider),
+        "supports_vision": supports_vision(model, provider),
+        "supports_reasoning": supports_reasoning(model, provider),
     }
-    info.update(model_cost[key])
+    info.update(_cost._prices()[key])
     return info
 
 
