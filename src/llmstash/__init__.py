@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         UnprocessableEntityError,
         UnsupportedParamsError,
     )
+    from .providers._resolve import get_llm_provider
     from .types import (
         Choices,
         Delta,
@@ -100,6 +101,7 @@ _LAZY: dict[str, str] = {
         "._api",
     ),
     "Client": "._client",
+    "get_llm_provider": ".providers._resolve",
     "install_as_litellm": "._litellm_compat",
     **dict.fromkeys(
         ("completion_cost", "cost_per_token", "model_cost", "register_model"), "._cost"
@@ -239,6 +241,7 @@ __all__ = [
     "exceptions",
     "failure_callback",
     "flush_callbacks",
+    "get_llm_provider",
     "install_as_litellm",
     "model_cost",
     "num_retries",

@@ -33,7 +33,7 @@ from ._callbacks import CallbackDispatcher
 from ._config import DEFAULT_TIMEOUT
 from ._flight import LEAD, RETRY, Flights, take_lease
 from ._loops import Registration, at_shutdown
-from ._mocks import mock_chat, mock_embedding
+from ._mocks import mock_chat, mock_embedding, mock_stream
 from ._outcome import Call, fail, price, succeed
 from ._request import CallSettings, Request, check_inputs, check_messages, prepare
 from ._streaming import assemble_chunks, response_to_chunks
@@ -61,6 +61,7 @@ from .exceptions import (
     InvalidRequestError,
 )
 from .providers import Provider, Route, resolve
+from .providers._family import asks_stream_usage
 from .types import (
     Embedding,
     EmbeddingResponse,
@@ -395,7 +396,7 @@ class Client:
         try:
             source: AsyncIterator[ModelResponseStream]
             if req.mock_response is not None:
-                source = replay(response_to_chunks(mock_chat(req)))
+                source = mock_stream(req)
             else:
                 if key is not None and cache is not None and cache.lease is not None:
                     if not call.alone:
@@ -427,7 +428,7 @@ class Client:
         for attempt, target in enumerate(_targets(req)):
             provider, route = self._route(call, "chat", req.messages, target)
             params = req.params
-            if storing and not req.wants_usage and route.provider != "anthropic":
+            if storing and not req.wants_usage and asks_stream_usage(route.provider):
                 # Ask for usage so that a plain call served from this entry has it; the
                 # caller, who did not ask, does not see the usage chunk.
                 options = dict(params.get("stream_options") or {})
@@ -561,7 +562,7 @@ class Client:
             asked = [inputs[i] for i in missing]
             try:
                 if req.mock_response is not None:
-                    fresh = mock_embedding(req.mock_response, asked)
+                    fresh = mock_embedding(req.mock_response, asked, req.model)
                 else:
                     fresh = await self._ask_embedding(call, asked)
                 by_index = {d.index: d.embedding for d in fresh.data}

@@ -230,6 +230,11 @@ def _read_engine_args(
         hint = given["custom_llm_provider"]
         if "/" not in req.model and hint in ("openai", "azure", "anthropic"):
             req.model = f"{hint}/{req.model}"
+        elif isinstance(hint, str) and not req.model.startswith(hint + "/"):
+            from .providers._family import FAMILY
+
+            if hint in FAMILY:  # as LiteLLM: "meta-llama/x" + "together_ai" -> "together_ai/..."
+                req.model = f"{hint}/{req.model}"
     if "fallbacks" in ours:
         fallbacks = given["fallbacks"]
         if not isinstance(fallbacks, (list, tuple)) or not all(

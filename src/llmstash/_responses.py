@@ -52,6 +52,7 @@ from .caching._keys import _prefix as _key_prefix
 from .caching._keys import canonical_json, key_headers
 from .exceptions import CacheDataError, InvalidRequestError, UnsupportedParamsError
 from .providers import resolve
+from .providers._family import FAMILY
 from .types._json import (
     JSONObject,
     ResponsesAPIResponse,
@@ -455,7 +456,16 @@ def _serves(model: str, api_base: str | None, api_version: str | None, flag: str
     provider, route = resolve(
         model, api_base=api_base, api_key="unused", api_version=api_version, call_type="chat"
     )
-    return None if getattr(provider, flag, False) else route.provider
+    return None if _offers(provider, route.provider, flag) else route.provider
+
+
+def _offers(provider: Any, name: str, flag: str) -> bool:
+    """Whether the provider serving a route (``name``: a family prefix such as ``groq``, or an
+    adapter's name) offers the API ``flag`` names."""
+    family = FAMILY.get(name)
+    if family is not None:
+        return family.responses if flag == "supports_responses" else family.text_completion
+    return bool(getattr(provider, flag, False))
 
 
 def _check_provider(kind: _Kind, req: Request) -> None:
@@ -599,7 +609,7 @@ def _encode_entry(kind: _Kind, entry: Entry) -> bytes | None:
 
 def _provider(client: Client, kind: _Kind, call: Call, payload: Any, target: Any) -> Any:
     provider, route = client._route(call, "chat", payload, target)
-    if not getattr(provider, kind.support_flag, False):
+    if not _offers(provider, route.provider, kind.support_flag):
         raise UnsupportedParamsError(
             f"{route.provider} does not offer {kind.name}",
             model=route.model,

@@ -757,3 +757,28 @@ async def test_responses_key_headers_and_credentials(provider: FakeProvider, cac
     assert c._hidden_params["cache_hit"] is False and provider.request_count == 2
     assert a._hidden_params["cache_key"] != c._hidden_params["cache_key"]
     assert provider.requests[0].headers["x-tenant"] == "a"
+
+
+async def test_provider_prefixes_offer_only_what_their_servers_serve(
+    provider: FakeProvider, llm: None
+) -> None:
+    llmstash.cache = Cache()
+    for model in ("groq/llama-3.1-8b-instant", "mistral/mistral-small", "gemini/gemini-2.0-flash"):
+        with pytest.raises(UnsupportedParamsError):
+            await llmstash.aresponses(
+                model=model, input="hi", api_base=provider.openai_base, api_key="k"
+            )
+    with pytest.raises(UnsupportedParamsError):
+        await llmstash.atext_completion(
+            model="groq/llama", prompt="hi", api_base=provider.openai_base, api_key="k"
+        )
+    assert provider.request_count == 0
+    r = await llmstash.aresponses(
+        model="hosted_vllm/my-model", input="hi", api_base=provider.url, api_key="k"
+    )
+    t = await llmstash.atext_completion(
+        model="ollama/llama3", prompt="hi", api_base=provider.url, api_key="k"
+    )
+    assert r.output_text == "Echo: hi" and t.choices[0].text == "Echo: hi"
+    assert [q.path for q in provider.requests] == ["/v1/responses", "/v1/completions"]
+    assert r._hidden_params["custom_llm_provider"] == "hosted_vllm"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
+import msgspec
 
 from .._config import (
     DEFAULT_BREAKER_RESET,
@@ -62,6 +63,8 @@ _LITELLM_ONLY: Final = (
 )
 _UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob")
 _TYPES: Final = ("local", "redis", "disk")
+_EXPLICIT_READ_TIMEOUT: Final = 1.0
+"""Seconds ``get_cache`` / ``async_get_cache`` wait for the backend before a logged miss."""
 _LEASE_POLL: Final = 0.05
 """Seconds between a lease waiter's looks for the entry and for the lease's release."""
 
@@ -598,6 +601,200 @@ class Cache:
         backend = backends.per_loop.pop(asyncio.get_running_loop(), None)
         if backend is not None:
             await backend.aclose()
+
+    # LiteLLM's entry points for code that reads and writes the cache itself.
+
+    def _entry_key(self, kwargs: Mapping[str, Any]) -> str | None:
+        """``cache_key=`` as given, else ``get_cache_key(**kwargs)``; ``None`` when mode
+        ``default_off`` and the arguments do not opt in (``cache={"use-cache": True}``)."""
+        controls = kwargs.get("cache")
+        if self.mode == "default_off" and not (
+            isinstance(controls, Mapping) and controls.get("use-cache") is True
+        ):
+            return None
+        key = kwargs.get("cache_key")
+        if key is None:
+            key = self.get_cache_key(**{k: v for k, v in kwargs.items() if k != "cache_key"})
+        if not isinstance(key, str) or not key:
+            raise InvalidRequestError(f"a cache key must be a non-empty string, got {key!r}")
+        return key
+
+    def _entry_ttl(self, kwargs: Mapping[str, Any]) -> float | None:
+        controls = kwargs.get("cache")
+        if isinstance(controls, Mapping) and controls.get("ttl") is not None:
+            return check_ttl(controls["ttl"], 'cache={"ttl": ...}')
+        if kwargs.get("ttl") is not None:
+            return check_ttl(kwargs["ttl"], "ttl")
+        return self.ttl
+
+    def _entries(self, result: Any, key: str, kwargs: Mapping[str, Any]) -> dict[str, bytes]:
+        """The stored bytes for ``result`` under ``key`` (an embedding: one entry per input)."""
+        from ..types import EmbeddingResponse, FloatVector, ModelResponse, ModelResponseStream
+        from ..types._models import decode_json
+        from ._codec import encode_chat, encode_embedding, encode_stream
+
+        now, ttl = time.time(), self._entry_ttl(kwargs)
+        model = str(kwargs.get("model") or "")
+        if isinstance(result, EmbeddingResponse):
+            inputs = kwargs.get("input")
+            items = inputs if isinstance(inputs, list) else [inputs]
+            if inputs is None or len(items) != len(result.data):
+                raise InvalidRequestError(
+                    f"add_cache: an embedding result needs input= with one item per vector "
+                    f"({len(result.data)})"
+                )
+            if "cache_key" in kwargs and len(items) == 1:
+                keys = [key]
+            else:
+                rest = {k: v for k, v in kwargs.items() if k not in ("input", "cache_key")}
+                keys = self.input_cache_keys(list(items), **rest)
+            # The batch's tokens shared out evenly, the remainder to the first inputs.
+            share, extra = divmod(result.usage.prompt_tokens, max(len(items), 1))
+            out: dict[str, bytes] = {}
+            ordered = sorted(result.data, key=lambda d: d.index)
+            for i, (k, item) in enumerate(zip(keys, ordered, strict=True)):
+                vec = item.embedding
+                packed = FloatVector.frombase64(vec) if isinstance(vec, str) else FloatVector(vec)
+                tokens = share + (1 if i < extra else 0)
+                out[k] = encode_embedding(packed, tokens, now, ttl, model=model)
+            return out
+        if isinstance(result, ModelResponse):
+            return {key: encode_chat(result, now, ttl, model=model or result.model)}
+        if isinstance(result, (list, tuple)) and result:
+            if all(isinstance(c, ModelResponseStream) for c in result):
+                return {key: encode_stream(list(result), now, ttl, model=model)}
+        if hasattr(result, "model_dump") and not isinstance(result, (list, tuple)):
+            result = result.model_dump()  # another library's response object (pydantic)
+        if isinstance(result, (str, bytes)) or isinstance(result, Mapping):
+            try:
+                raw = result if isinstance(result, (str, bytes)) else msgspec.json.encode(result)
+                response = decode_json(raw, ModelResponse)
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                raise InvalidRequestError(
+                    f"add_cache: the result is not a chat completion ({exc})"
+                ) from None
+            return {key: encode_chat(response, now, ttl, model=model or response.model)}
+        raise InvalidRequestError(
+            "add_cache: result must be a ModelResponse (or its dict or JSON), a list of stream "
+            f"chunks or an EmbeddingResponse, got {type(result).__name__}"
+        )
+
+    async def async_add_cache(self, result: Any, *args: Any, **kwargs: Any) -> None:
+        """Store ``result`` as the answer to the call described by ``kwargs`` (LiteLLM's
+        ``add_cache``): under ``cache_key=`` if given, else ``get_cache_key(**kwargs)``
+        (``model=``, ``messages=`` or ``input=``, provider parameters). ``result`` is a
+        :class:`ModelResponse` (or its ``model_dump()`` / JSON, or another library's response
+        object), a list of stream chunks, or an :class:`EmbeddingResponse` with ``input=``
+        (stored per input, as embedding calls read them). Lifetime: ``cache={"ttl": s}``, else
+        ``ttl=``, else the cache's ``ttl``. As in LiteLLM, mode ``default_off`` stores only
+        with ``cache={"use-cache": True}``, and positional arguments are ignored. A failing
+        backend is logged, never raised; a result of another shape is
+        :class:`InvalidRequestError`."""
+        key = self._entry_key(kwargs)
+        if key is None:
+            return
+        entries = self._entries(result, key, kwargs)
+        await self.astore(entries, self._entry_ttl(kwargs))
+        await self.aflush_writes()
+
+    def add_cache(self, result: Any, *args: Any, **kwargs: Any) -> None:
+        """The synchronous :meth:`async_add_cache` (from code that is not on this cache's
+        event loop; a Redis cache then works on llmstash's own loop thread)."""
+        key = self._entry_key(kwargs)
+        if key is None:
+            return
+        entries = self._entries(result, key, kwargs)
+        ttl = self._entry_ttl(kwargs)
+        if self._local_backend is not None:
+            if ttl is None or ttl > 0:
+                for k, v in entries.items():
+                    self._local_backend.set_nowait(k, v, ttl=ttl)
+            return
+        from .. import _sync
+
+        async def store() -> None:
+            await self.astore(entries, ttl)
+            await self.aflush_writes()
+
+        _sync.run(store)
+
+    @staticmethod
+    def _entry_max_age(kwargs: Mapping[str, Any]) -> float | None:
+        controls = kwargs.get("cache")
+        if not isinstance(controls, Mapping):
+            return None
+        value = controls.get("s-maxage", controls.get("s-max-age"))
+        return None if value is None else check_ttl(value, 'cache={"s-maxage": ...}')
+
+    @staticmethod
+    def _entry_result(entry: Entry | None) -> Any:
+        from ._codec import ChatEntry, EmbeddingEntry, StreamEntry
+
+        if entry is None:
+            return None
+        if isinstance(entry, ChatEntry):
+            return entry.response
+        if isinstance(entry, StreamEntry):
+            from .._streaming import assemble_chunks
+
+            return assemble_chunks(entry.chunks)
+        if not isinstance(entry, EmbeddingEntry):  # a Responses API or text completion entry
+            from .._responses import RESPONSES, TEXT_COMPLETION
+
+            for kind in (RESPONSES, TEXT_COMPLETION):
+                answer = kind.plain_of(entry)
+                if answer is not None:
+                    return answer
+            return None
+        return {
+            "object": "embedding",
+            "index": 0,
+            "embedding": entry.vector.tolist(),
+            "prompt_tokens": entry.tokens,
+        }
+
+    async def async_get_cache(self, *args: Any, **kwargs: Any) -> Any:
+        """What the cache holds for the call described by ``kwargs`` (LiteLLM's
+        ``get_cache``; key as in :meth:`async_add_cache`), or ``None``: a
+        :class:`ModelResponse` for a chat answer (a stored stream assembled), for one
+        embedding input a dict with ``embedding``, ``index``, ``object`` and
+        ``prompt_tokens``. ``cache={"s-maxage": s}`` accepts only a younger entry. Mode
+        ``default_off`` reads only with ``cache={"use-cache": True}``. Never raises for backend
+        trouble (a miss)."""
+        key = self._entry_key(kwargs)
+        if key is None:
+            return None
+        return self._entry_result(await self._read(key, self._entry_max_age(kwargs)))
+
+    async def _read(self, key: str, max_age: float | None) -> Entry | None:
+        """One entry for an explicit read: the lookup budget of calls is too tight for a
+        connection this loop has not opened yet, so allow a second (then a logged miss)."""
+        fast = self.lookup_nowait(key, max_age)
+        if not isinstance(fast, _NeedsIO):
+            return fast
+        try:
+            with anyio.fail_after(max(self.lookup_timeout, _EXPLICIT_READ_TIMEOUT)):
+                raw = await self.backend.get(key)
+        except Exception as exc:
+            logger.warning("llmstash cache: get_cache failed (%s); a miss", describe(exc))
+            return None
+        return self._decode(key, raw, max_age)
+
+    def get_cache(self, *args: Any, **kwargs: Any) -> Any:
+        """The synchronous :meth:`async_get_cache`."""
+        key = self._entry_key(kwargs)
+        if key is None:
+            return None
+        max_age = self._entry_max_age(kwargs)
+        if self._local_backend is not None:
+            found = self.lookup_nowait(key, max_age)
+            return self._entry_result(found if not isinstance(found, _NeedsIO) else None)
+        from .. import _sync
+
+        async def lookup() -> Entry | None:
+            return await self._read(key, max_age)
+
+        return self._entry_result(_sync.run(lookup))
 
 
 _closing: set[asyncio.Task[None]] = set()

@@ -26,7 +26,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     """Where one call goes: resolved from the model string, arguments and environment."""
 
     provider: str
-    """``"openai"``, ``"azure"``, ``"anthropic"`` or ``"openai_compatible"``."""
+    """``"openai"``, ``"azure"``, ``"anthropic"``, ``"openai_compatible"``, or the prefix of a
+    member of the OpenAI-compatible family (``"groq"``, ``"ollama"``, ...)."""
     model: str
     """The model string as the caller passed it (``"azure/chatgpt-v-2"``)."""
     upstream_model: str

@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 from .._config import DEFAULT_AZURE_API_VERSION
 from ..exceptions import InvalidRequestError
 from ._base import Provider, Route, TokenProvider
+from ._family import FAMILY, Family
 from ._http import clean_secret
 from .azure import AzureProvider
 from .openai import OpenAIProvider
 from .openai_compatible import OpenAICompatibleProvider
 
-__all__ = ["ANTHROPIC_API_BASE", "OPENAI_API_BASE", "resolve"]
+__all__ = ["ANTHROPIC_API_BASE", "OPENAI_API_BASE", "get_llm_provider", "resolve"]
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 ANTHROPIC_API_BASE = "https://api.anthropic.com"
@@ -120,6 +121,12 @@ def resolve(
       ``ANTHROPIC_BASE_URL``, else ``https://api.anthropic.com``; the root, the root + ``/v1``
       and the full ``/v1/messages`` URL all work. Key: ``api_key`` or ``ANTHROPIC_API_KEY``.
       Chat only.
+    - ``groq/``, ``together_ai/``, ``mistral/``, ``deepseek/``, ``openrouter/``,
+      ``fireworks_ai/``, ``xai/``, ``perplexity/``, ``gemini/``, ``ollama/``, ``ollama_chat/``,
+      ``hosted_vllm/``, ``lm_studio/``: the OpenAI-compatible family (``_family.FAMILY``), asked
+      for the model without its prefix. Base: ``api_base``, the provider's ``<NAME>_API_BASE``
+      variable(s), else its public (or local) default; key: ``api_key``, else its
+      ``<NAME>_API_KEY`` variable(s), sent as ``Authorization: Bearer``.
     - Any other model with an explicit ``api_base``: an OpenAI-compatible server, asked for the
       model string as given (``"meta-llama/Llama-3.1-8B"`` stays whole).
 
@@ -134,9 +141,12 @@ def resolve(
         raise InvalidRequestError(f"call_type must be 'chat' or 'embedding', got {call_type!r}")
     model = model.strip()
     prefix, sep, rest = model.partition("/")
-    if sep and prefix in _PREFIXES:
+    if sep and (prefix in _PREFIXES or prefix in FAMILY):
         if not rest:
             raise InvalidRequestError(f"model {model!r} names no model after {prefix + '/'!r}")
+        family = FAMILY.get(prefix)
+        if family is not None:
+            return _family_route(family, model, rest, api_base, api_key, api_version, call_type)
     elif _is_openai_name(model):
         prefix, rest = "openai", model
     elif model.startswith("claude-"):
@@ -151,7 +161,7 @@ def resolve(
             api_version=api_version,
         )
     else:
-        known = ", ".join(f"{p}/" for p in _PREFIXES)
+        known = ", ".join(f"{p}/" for p in (*_PREFIXES, *FAMILY))
         raise InvalidRequestError(
             f"cannot tell which provider serves model {model!r}: prefix it with one of {known} "
             "(or use a gpt-*, o*, text-embedding-* or claude-* name), or pass api_base=... for "
@@ -229,3 +239,73 @@ def resolve(
     return provider, Route(
         provider=provider.name, model=model, upstream_model=rest, api_base=base, api_key=key
     )
+
+
+def _family_route(
+    family: Family,
+    model: str,
+    rest: str,
+    api_base: str | None,
+    api_key: str | None,
+    api_version: str | None,
+    call_type: str,
+) -> tuple[Provider, Route]:
+    """A route to a member of the OpenAI-compatible family (see ``_family.FAMILY``)."""
+    if call_type == "embedding" and not family.embeddings:
+        raise InvalidRequestError(
+            f"model {model!r} is served by {family.title}, which has no embeddings API"
+        )
+    explicit = api_base or next((v for v in map(_env, family.base_env) if v), None)
+    if explicit is None and family.default_base is None:
+        raise InvalidRequestError(
+            f"model {model!r} needs the server's URL: pass api_base=... or set the "
+            f"{family.base_env[0]} environment variable"
+        )
+    base = family.base(_base(explicit if explicit is not None else family.default_base))
+    key = clean_secret(api_key, "api_key")
+    for name in family.key_env:
+        if key is not None:
+            break
+        key = clean_secret(_env(name), f"the {name} environment variable")
+    if key is None and family.key_required and base == family.default_base:
+        raise _no_key(model, " or ".join(family.key_env[:2]))
+    return _COMPATIBLE, Route(
+        provider=family.prefix,
+        model=model,
+        upstream_model=family.upstream(rest),
+        api_base=base,
+        api_key=key,
+        api_version=api_version,
+    )
+
+
+def get_llm_provider(
+    model: str,
+    custom_llm_provider: str | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+) -> tuple[str, str, str | None, str | None]:
+    """LiteLLM's ``get_llm_provider``: ``(model, custom_llm_provider, dynamic_api_key,
+    api_base)`` for a model string — the model name the provider is asked for, the provider
+    (``"openai"``, ``"azure"``, ``"anthropic"``, ``"groq"``, ... or ``"openai_compatible"``),
+    the key found (argument or environment; ``None`` if none) and the base URL the call would
+    use. ``custom_llm_provider`` names the provider of a model given without its prefix.
+    Raises :class:`InvalidRequestError` (a ``ValueError``) for a model no provider serves.
+    No I/O; a missing key or server URL is not an error here (``None`` in its place).
+    """
+    if custom_llm_provider and not model.startswith(custom_llm_provider + "/"):
+        model = f"{custom_llm_provider}/{model}"
+    try:
+        _, route = resolve(model, api_base=api_base, api_key=api_key)
+    except InvalidRequestError:
+        # Name the provider all the same: a missing key or server URL is the call's business,
+        # not the lookup's.
+        try:
+            _, route = resolve(model, api_base=api_base, api_key="unused")
+        except InvalidRequestError:
+            prefix, sep, rest = model.strip().partition("/")
+            if sep and rest and (prefix in _PREFIXES or prefix in FAMILY):
+                return rest, prefix, None, api_base
+            raise
+        return route.upstream_model, route.provider, None, route.api_base
+    return route.upstream_model, route.provider, route.api_key, route.api_base

@@ -3,7 +3,8 @@
 Prints the server's URL on one line, then serves until SIGINT or SIGTERM. Requests are counted
 but not recorded (``GET /_fake/stats`` reads the count, ``POST /_fake/reset`` clears it).
 ``--vendor-extras`` makes OpenAI-format answers carry :data:`~llmstash.testing.VENDOR_EXTRAS`
-(kept across resets).
+(kept across resets). ``--no-auth`` answers OpenAI-format requests without a key, as a local
+server (Ollama, vLLM, LM Studio) does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="add citations, reasoning, token details and other vendor fields to OpenAI answers",
     )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="answer OpenAI-format requests without an Authorization header, as a local server",
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -41,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     extras = VENDOR_EXTRAS if args.vendor_extras else None
     with FakeProvider(
-        latency=args.latency_ms / 1000, port=args.port, record=False, extra_fields=extras
+        latency=args.latency_ms / 1000,
+        port=args.port,
+        record=False,
+        extra_fields=extras,
+        require_auth=not args.no_auth,
     ) as server:
         print(server.url, flush=True)
         stop.wait()

@@ -57,6 +57,13 @@ _OPENAI_PATHS = {
     "/responses": "responses",
     "/v1/completions": "completions",
     "/completions": "completions",
+    # Where OpenAI-compatible providers serve the same API: OpenRouter, Fireworks AI, Gemini.
+    "/api/v1/chat/completions": "chat",
+    "/api/v1/embeddings": "embeddings",
+    "/inference/v1/chat/completions": "chat",
+    "/inference/v1/embeddings": "embeddings",
+    "/v1beta/openai/chat/completions": "chat",
+    "/v1beta/openai/embeddings": "embeddings",
 }
 _AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings|completions)")
 _AZURE_V1_PATHS = {
@@ -216,6 +223,12 @@ class FakeProvider:
       ``anthropic-version`` header; ``GET /v1/models/{id}`` retrieves one (404 if unknown).
     - Anthropic accepts ``x-api-key`` or ``Authorization: Bearer`` (the official client's
       ``auth_token=``), and answers 401 without either.
+    - The OpenAI format is also served where OpenAI-compatible providers serve it:
+      ``/chat/completions`` and ``/embeddings`` under ``/v1`` (OpenAI, Together, Mistral, xAI,
+      Ollama, vLLM, LM Studio), the root (DeepSeek, Perplexity), ``/openai/v1`` (Groq; Azure's
+      v1 routes), ``/api/v1`` (OpenRouter), ``/inference/v1`` (Fireworks AI) and
+      ``/v1beta/openai`` (Gemini). They ask for ``Authorization: Bearer`` unless
+      ``require_auth`` is false, as a local server (Ollama, vLLM, LM Studio) does not.
 
     Limits: one choice per answer (``n`` is ignored), ``max_tokens`` never truncates, and tokens
     are whitespace-separated words.
@@ -230,8 +243,14 @@ class FakeProvider:
         record: bool = True,
         extra_fields: Mapping[str, Mapping[str, Any]] | None = None,
         models: Iterable[str] | None = None,
+        require_auth: bool = True,
     ) -> None:
         self.latency = latency
+        self.require_auth = require_auth
+        """Whether OpenAI-format requests need ``Authorization: Bearer`` (settable at any
+        time; :meth:`reset` restores the constructor's value). Azure and Anthropic routes
+        always check their credentials."""
+        self._base_require_auth = require_auth
         self.embedding_dim = embedding_dim
         self._port = port
         self._record = record
@@ -331,7 +350,7 @@ class FakeProvider:
 
     def reset(self) -> None:
         """Clear the count, the records, pending failures and hangs and the fixed reply; put the
-        extra fields and the model list back as the constructor set them."""
+        extra fields, the model list and ``require_auth`` back as the constructor set them."""
         with self._lock:
             self._count = 0
             self._requests.clear()
@@ -340,6 +359,7 @@ class FakeProvider:
             self._reply = None
             self._extras = self._base_extras
             self._models = self._base_models
+            self.require_auth = self._base_require_auth
 
     def fail_next(
         self,
@@ -556,7 +576,7 @@ class _Handler(BaseHTTPRequestHandler):
             _require_azure_auth(headers)
         else:
             _require_post(request)
-            if not _bearer(headers):
+            if self.fake.require_auth and not _bearer(headers):
                 raise InvalidRequest(_OPENAI_NO_KEY, status=401)
         body = _json_object(request)
         if endpoint == "embeddings":

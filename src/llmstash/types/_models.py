@@ -223,9 +223,10 @@ class _Model(msgspec.Struct, dict=True, repr_omit_defaults=True, omit_defaults=T
         out: dict[str, Any] = to_builtins(self)
         return _drop_none(out) if exclude_none else out
 
-    def model_dump_json(self, *, indent: int | None = None) -> str:
-        """The object as a JSON string (``indent``: pretty-printed with that many spaces)."""
-        data = msgspec.json.encode(to_builtins(self))
+    def model_dump_json(self, *, indent: int | None = None, exclude_none: bool = False) -> str:
+        """The object as a JSON string (``indent``: pretty-printed with that many spaces, as
+        pydantic's ``model_dump_json(indent=...)``; ``exclude_none`` as in ``model_dump``)."""
+        data = msgspec.json.encode(self.model_dump(exclude_none=exclude_none))
         if indent is not None:
             data = msgspec.json.format(data, indent=indent)
         return data.decode()
