@@ -21,11 +21,15 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aflush_callbacks",
+    "aresponses",
+    "atext_completion",
     "completion",
     "disable_cache",
     "embedding",
     "enable_cache",
     "flush_callbacks",
+    "responses",
+    "text_completion",
     "update_cache",
 ]
 
@@ -221,6 +225,141 @@ def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse
         return await _load_client()._embed(settings, False, model, input, **kwargs)
 
     return _sync.run(call)
+
+
+def _only_given(params: dict[str, Any], **named: Any) -> dict[str, Any]:
+    """``params`` plus the named arguments that were passed (not ``None``/``False``)."""
+    params.update({k: v for k, v in named.items() if v is not None and v is not False})
+    return params
+
+
+async def aresponses(
+    model: str,
+    input: Any = None,
+    *,
+    instructions: str | None = None,
+    stream: bool = False,
+    caching: bool | None = None,
+    cache: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    timeout: float | None = None,
+    num_retries: int | None = None,
+    mock_response: Any = None,
+    **params: Any,
+) -> Any:
+    """Ask a model through OpenAI's Responses API (OpenAI and Azure), through the cache when
+    one is set.
+
+    ``input`` is a string or a list of input items; ``instructions``, ``tools``,
+    ``reasoning``, ``text``, ``previous_response_id``, ``store``, ``max_output_tokens`` and the
+    other Responses API parameters pass through and are part of the cache key. Caching
+    controls are those of :func:`acompletion`.
+
+    Returns a :class:`~llmstash.types.ResponsesAPIResponse` (``r.output_text``,
+    ``r.output``, ``r.usage``; ``r.model_dump()`` validates as the ``openai`` package's
+    ``Response``), or with ``stream=True`` an async iterator of typed events
+    (:class:`~llmstash.types.ResponsesAPIStreamEvent`: ``response.created``, ...,
+    ``response.output_text.delta``, ..., ``response.completed``); a cached stream replays
+    the provider's events as sent. A provider without a Responses API (Anthropic) raises
+    :class:`~llmstash.exceptions.UnsupportedParamsError` before any I/O.
+    """
+    from . import _responses
+
+    _only_given(
+        params,
+        instructions=instructions,
+        stream=stream,
+        caching=caching,
+        cache=cache,
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
+        timeout=timeout,
+        num_retries=num_retries,
+        mock_response=mock_response,
+    )
+    if caching is False:
+        params["caching"] = False
+    return await _responses.run(
+        _load_client(), _responses.RESPONSES, _settings(), True, model, input, params
+    )
+
+
+def responses(model: str, input: Any = None, **kwargs: Any) -> Any:
+    """The sync twin of :func:`aresponses` (same arguments); ``stream=True`` gives a sync
+    iterator of events."""
+    from . import _responses
+
+    settings = _settings()
+
+    async def call() -> Any:
+        return await _responses.run(
+            _load_client(), _responses.RESPONSES, settings, False, model, input, kwargs
+        )
+
+    return _responses.sync_call(call)
+
+
+async def atext_completion(
+    prompt: Any = None,
+    model: str | None = None,
+    *,
+    stream: bool = False,
+    caching: bool | None = None,
+    cache: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    timeout: float | None = None,
+    num_retries: int | None = None,
+    mock_response: Any = None,
+    **params: Any,
+) -> Any:
+    """A text completion (``POST /v1/completions``: ``gpt-3.5-turbo-instruct``, Azure
+    deployments, OpenAI-compatible servers), through the cache when one is set.
+
+    The argument order is LiteLLM's (``prompt`` first); pass both by name. ``prompt`` is a
+    string, a list of strings or token ids; ``max_tokens``, ``temperature``, ``logprobs``,
+    ``suffix``, ``echo``, ... pass through and are part of the key. Returns a
+    :class:`~llmstash.types.TextCompletionResponse` (``r.choices[0].text``, ``object:
+    "text_completion"``), or with ``stream=True`` an async iterator of chunks of the same
+    type.
+    """
+    from . import _responses
+
+    _only_given(
+        params,
+        stream=stream,
+        caching=caching,
+        cache=cache,
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
+        timeout=timeout,
+        num_retries=num_retries,
+        mock_response=mock_response,
+    )
+    if caching is False:
+        params["caching"] = False
+    return await _responses.run(
+        _load_client(), _responses.TEXT_COMPLETION, _settings(), True, model, prompt, params
+    )
+
+
+def text_completion(prompt: Any = None, model: str | None = None, **kwargs: Any) -> Any:
+    """The sync twin of :func:`atext_completion` (same arguments)."""
+    from . import _responses
+
+    settings = _settings()
+
+    async def call() -> Any:
+        return await _responses.run(
+            _load_client(), _responses.TEXT_COMPLETION, settings, False, model, prompt, kwargs
+        )
+
+    return _responses.sync_call(call)
 
 
 async def aflush_callbacks(timeout: float | None = None) -> None:

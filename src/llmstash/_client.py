@@ -236,6 +236,24 @@ class Client:
         """Embeddings; see :func:`llmstash.aembedding` for the arguments."""
         return await self._embed(self._own_settings(), True, model, input, **kwargs)
 
+    async def aresponses(self, model: str, input: Any = None, **kwargs: Any) -> Any:
+        """A Responses API answer (``stream=True``: an event stream); see
+        :func:`llmstash.aresponses` for the arguments."""
+        from . import _responses
+
+        return await _responses.run(
+            self, _responses.RESPONSES, self._own_settings(), True, model, input, kwargs
+        )
+
+    async def atext_completion(self, model: str, prompt: Any = None, **kwargs: Any) -> Any:
+        """A text completion (``stream=True``: a stream of chunks); see
+        :func:`llmstash.atext_completion` for the arguments."""
+        from . import _responses
+
+        return await _responses.run(
+            self, _responses.TEXT_COMPLETION, self._own_settings(), True, model, prompt, kwargs
+        )
+
     async def _complete(
         self,
         settings: CallSettings,

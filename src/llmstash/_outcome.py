@@ -108,6 +108,8 @@ class Call:
             kwargs["messages"] = req.messages
         if req.inputs is not None:
             kwargs["input"] = req.inputs
+        if req.payload_name is not None:
+            kwargs[req.payload_name] = req.payload
         kwargs.update(req.params)
         return kwargs  # the dispatcher masks credentials (_callbacks.scrub_kwargs)
 

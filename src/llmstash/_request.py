@@ -108,6 +108,9 @@ class Request:
     """What goes to the provider."""
     messages: list[dict[str, Any]] | None = None
     inputs: list[Any] | None = None
+    payload_name: str | None = None
+    """For the Responses API and text completion: ``"input"`` or ``"prompt"``."""
+    payload: Any = None
     stream = False
     wants_usage = False
     """The caller asked for the usage chunk (``stream_options.include_usage``)."""

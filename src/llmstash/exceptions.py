@@ -60,6 +60,7 @@ __all__ = [
     "ServiceUnavailableError",
     "Timeout",
     "UnprocessableEntityError",
+    "UnsupportedParamsError",
     "is_secret_header",
     "make_status_error",
     "redact",
@@ -229,6 +230,15 @@ class BadRequestError(APIStatusError):
     """400: the provider rejected the request."""
 
     status_code = 400
+
+
+class UnsupportedParamsError(BadRequestError, InvalidRequestError):
+    """The call asks a provider for something it does not offer (the Responses API of a
+    provider without one, ...); raised before any I/O. LiteLLM's name; it is a
+    :class:`BadRequestError` (status 400) and an :class:`InvalidRequestError`."""
+
+    def __init__(self, message: str, *, model: str | None = None, llm_provider: str | None = None):
+        super().__init__(message, status_code=400, model=model, llm_provider=llm_provider)
 
 
 class ContextWindowExceededError(BadRequestError):

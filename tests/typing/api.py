@@ -43,6 +43,18 @@ async def user_code() -> str | None:
     return content
 
 
+async def responses_code() -> str:
+    r = await llmstash.aresponses(model="gpt-4o-mini", input="hi", instructions="be brief")
+    text: str = r.output_text
+    t = await llmstash.atext_completion(model="gpt-3.5-turbo-instruct", prompt="hi")
+    _ = t.choices[0].text
+    try:
+        llmstash.responses(model="claude-sonnet-4-5", input="hi")
+    except llmstash.UnsupportedParamsError as exc:
+        _ = exc.status_code
+    return text
+
+
 def cost_code(r: ModelResponse) -> float:
     from llmstash.integrations.opentelemetry import OpenTelemetryLogger
 

@@ -26,6 +26,7 @@ from ..exceptions import (
     ServiceUnavailableError,
     Timeout,
     UnprocessableEntityError,
+    UnsupportedParamsError,
 )
 
 __all__ = [
@@ -57,11 +58,6 @@ __all__ = [
 class BadGatewayError(InternalServerError):
     """502, as LiteLLM names it. llmstash reports a 502 as :class:`InternalServerError`; this
     subclass exists for code that names it."""
-
-
-class UnsupportedParamsError(BadRequestError):
-    """LiteLLM's error for a parameter its provider mapping cannot send. llmstash sends provider
-    parameters as given and lets the provider judge them, so it never raises this."""
 
 
 class JSONSchemaValidationError(APIResponseValidationError):

@@ -57,7 +57,16 @@ __all__ = ["ALL_CALL_TYPES", "NEEDS_IO", "Cache"]
 
 logger = logging.getLogger("llmstash")
 
-ALL_CALL_TYPES: Final = ("completion", "acompletion", "embedding", "aembedding")
+ALL_CALL_TYPES: Final = (
+    "completion",
+    "acompletion",
+    "embedding",
+    "aembedding",
+    "responses",
+    "aresponses",
+    "text_completion",
+    "atext_completion",
+)
 # LiteLLM Cache arguments for its other cache types: accepted and ignored, as LiteLLM ignores
 # them for a Redis cache, instead of reaching the Redis client as unknown arguments.
 _LITELLM_ONLY: Final = (
@@ -840,7 +849,7 @@ class Cache:
 
     @staticmethod
     def _entry_result(entry: Entry | None) -> Any:
-        from ._codec import ChatEntry, StreamEntry
+        from ._codec import ChatEntry, EmbeddingEntry, StreamEntry
 
         if entry is None:
             return None
@@ -850,6 +859,14 @@ class Cache:
             from .._streaming import assemble_chunks
 
             return assemble_chunks(entry.chunks)
+        if not isinstance(entry, EmbeddingEntry):  # a Responses API or text completion entry
+            from .._responses import RESPONSES, TEXT_COMPLETION
+
+            for kind in (RESPONSES, TEXT_COMPLETION):
+                answer = kind.plain_of(entry)
+                if answer is not None:
+                    return answer
+            return None
         return {
             "object": "embedding",
             "index": 0,

@@ -13,10 +13,13 @@ compressed at the storage boundary, by :func:`compress`, for the stores that pay
 inflating. An encoding this release does not know is a clean miss. The payload of a chat
 or stream entry is MessagePack of the response objects, every field the provider sent included
 (unknown ones ride in ``model_extra``), decoded by msgspec straight into the typed objects; an
-embedding entry is its packed floats.
+embedding entry is its packed floats. Responses API and text completion entries (plain and
+stream) hold the provider's JSON objects as they arrived, as MessagePack.
 
-:func:`decode` returns one of three typed entries — :class:`ChatEntry`, :class:`StreamEntry`,
-:class:`EmbeddingEntry` — so callers tell kinds apart with ``isinstance`` and mypy checks them.
+:func:`decode` returns a typed entry — :class:`ChatEntry`, :class:`StreamEntry`,
+:class:`EmbeddingEntry`, :class:`ResponsesEntry`, :class:`ResponsesStreamEntry`,
+:class:`TextCompletionEntry`, :class:`TextCompletionStreamEntry` — so callers tell kinds apart
+with ``isinstance`` and mypy checks them.
 Anything else under a key (other software's bytes, an older format, a stream of zero chunks,
 nesting deep enough to exhaust the decoder) raises :class:`CacheDataError`, which the cache
 turns into a miss.
@@ -27,25 +30,34 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from ..exceptions import CacheDataError
 from ..types import FloatVector, ModelResponse, ModelResponseStream
+from ..types._json import ResponsesAPIResponse, ResponsesAPIStreamEvent, TextCompletionResponse
 
 __all__ = [
     "ChatEntry",
     "EmbeddingEntry",
     "Entry",
     "EntryMeta",
+    "ResponsesEntry",
+    "ResponsesStreamEntry",
     "StreamEntry",
+    "TextCompletionEntry",
+    "TextCompletionStreamEntry",
     "compress",
     "decode",
     "decode_expiry",
     "encode_chat",
     "encode_embedding",
+    "encode_responses",
+    "encode_responses_stream",
     "encode_stream",
+    "encode_text_completion",
+    "encode_text_completion_stream",
     "peek",
 ]
 
@@ -53,6 +65,10 @@ MAGIC: Final = b"L\x03"
 _CHAT: Final = 1
 _STREAM: Final = 2
 _EMBEDDING: Final = 3
+_RESPONSES: Final = 4
+_RESPONSES_STREAM: Final = 5
+_TEXT: Final = 6
+_TEXT_STREAM: Final = 7
 
 _HEADER = struct.Struct("<2sBBddH")  # magic, kind, flags, stored-at, expires-at, model length
 _HEADER_SIZE = _HEADER.size
@@ -151,6 +167,8 @@ ZDICT_V1: Final = (
 """The preset dictionary of payload encoding 2 (fixed forever)."""
 _chat_decoder = msgspec.msgpack.Decoder(ModelResponse)
 _stream_decoder = msgspec.msgpack.Decoder(list[ModelResponseStream])
+_json_object_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_json_list_decoder = msgspec.msgpack.Decoder(list[dict[str, Any]])
 
 
 class _Entry:
@@ -198,10 +216,73 @@ class EmbeddingEntry(_Entry):
         self.tokens = tokens
 
 
-Entry = ChatEntry | StreamEntry | EmbeddingEntry
+class ResponsesEntry(_Entry):
+    """A plain Responses API answer, its JSON as the provider sent it."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: ResponsesAPIResponse, stored_at: float, expires_at: float) -> None:
+        super().__init__(stored_at, expires_at)
+        self.response = response
+
+
+class ResponsesStreamEntry(_Entry):
+    """A complete streamed Responses API answer: every event as sent, in order (the last one
+    ``response.completed`` or ``response.incomplete``, which carries the whole answer)."""
+
+    __slots__ = ("events",)
+
+    def __init__(
+        self, events: list[ResponsesAPIStreamEvent], stored_at: float, expires_at: float
+    ) -> None:
+        super().__init__(stored_at, expires_at)
+        self.events = events
+
+
+class TextCompletionEntry(_Entry):
+    """A plain text completion, its JSON as the provider sent it."""
+
+    __slots__ = ("response",)
+
+    def __init__(
+        self, response: TextCompletionResponse, stored_at: float, expires_at: float
+    ) -> None:
+        super().__init__(stored_at, expires_at)
+        self.response = response
+
+
+class TextCompletionStreamEntry(_Entry):
+    """A complete streamed text completion: every chunk as sent (at least one)."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(
+        self, chunks: list[TextCompletionResponse], stored_at: float, expires_at: float
+    ) -> None:
+        super().__init__(stored_at, expires_at)
+        self.chunks = chunks
+
+
+Entry = (
+    ChatEntry
+    | StreamEntry
+    | EmbeddingEntry
+    | ResponsesEntry
+    | ResponsesStreamEntry
+    | TextCompletionEntry
+    | TextCompletionStreamEntry
+)
 """Any decoded entry."""
 
-KIND_NAMES: Final = {_CHAT: "chat", _STREAM: "stream", _EMBEDDING: "embedding"}
+KIND_NAMES: Final = {
+    _CHAT: "chat",
+    _STREAM: "stream",
+    _EMBEDDING: "embedding",
+    _RESPONSES: "responses",
+    _RESPONSES_STREAM: "responses-stream",
+    _TEXT: "text-completion",
+    _TEXT_STREAM: "text-completion-stream",
+}
 """The name of each entry kind, as tools show it."""
 
 
@@ -360,6 +441,56 @@ def encode_embedding(
     return _pack(_EMBEDDING, stored_at, ttl, payload, model)
 
 
+def encode_responses(
+    response: ResponsesAPIResponse, stored_at: float, ttl: float | None = None, *, model: str = ""
+) -> bytes:
+    """Bytes for a plain Responses API answer (its JSON as sent, every field kept)."""
+    return _pack(_RESPONSES, stored_at, ttl, _encoder.encode(response._data), model)
+
+
+def encode_responses_stream(
+    events: list[ResponsesAPIStreamEvent],
+    stored_at: float,
+    ttl: float | None = None,
+    *,
+    model: str = "",
+) -> bytes:
+    """Bytes for a complete Responses API event stream, every event as sent."""
+    if not events:
+        raise ValueError("a stream entry needs at least one event")
+    return _pack(
+        _RESPONSES_STREAM, stored_at, ttl, _encoder.encode([e._data for e in events]), model
+    )
+
+
+def encode_text_completion(
+    response: TextCompletionResponse, stored_at: float, ttl: float | None = None, *, model: str = ""
+) -> bytes:
+    """Bytes for a plain text completion (its JSON as sent)."""
+    return _pack(_TEXT, stored_at, ttl, _encoder.encode(response._data), model)
+
+
+def encode_text_completion_stream(
+    chunks: list[TextCompletionResponse],
+    stored_at: float,
+    ttl: float | None = None,
+    *,
+    model: str = "",
+) -> bytes:
+    """Bytes for a complete streamed text completion, chunk boundaries kept."""
+    if not chunks:
+        raise ValueError("a stream entry needs at least one chunk")
+    return _pack(_TEXT_STREAM, stored_at, ttl, _encoder.encode([c._data for c in chunks]), model)
+
+
+def _objects(payload: bytes | memoryview) -> list[dict[str, Any]]:
+    """A non-empty list of JSON objects, or CacheDataError."""
+    items = _json_list_decoder.decode(payload)
+    if not items:
+        raise CacheDataError("stream entry without events")
+    return items
+
+
 def decode_expiry(data: bytes) -> float:
     """The expires-at time in an entry's header (0 for never), without decoding the rest."""
     try:
@@ -387,6 +518,18 @@ def decode(data: bytes) -> Entry:
             code, tokens = _VECTOR.unpack_from(payload)
             vector = FloatVector.frombytes(payload[_VECTOR_SIZE:], code.decode("latin-1"))
             return EmbeddingEntry(vector, tokens, stored_at, expires_at)
+        if kind == _RESPONSES:
+            body = _json_object_decoder.decode(payload)
+            return ResponsesEntry(ResponsesAPIResponse(body), stored_at, expires_at)
+        if kind == _RESPONSES_STREAM:
+            events = [ResponsesAPIStreamEvent(e) for e in _objects(payload)]
+            return ResponsesStreamEntry(events, stored_at, expires_at)
+        if kind == _TEXT:
+            body = _json_object_decoder.decode(payload)
+            return TextCompletionEntry(TextCompletionResponse(body), stored_at, expires_at)
+        if kind == _TEXT_STREAM:
+            pieces = [TextCompletionResponse(c) for c in _objects(payload)]
+            return TextCompletionStreamEntry(pieces, stored_at, expires_at)
     except CacheDataError:
         raise
     except Exception as exc:  # any bytes at all: decode errors, RecursionError, bad lengths

@@ -35,6 +35,10 @@ class Family:
     (a proxy, a test server) may always go without one."""
     embeddings: bool = False
     """Whether the provider serves ``/embeddings``."""
+    responses: bool = False
+    """Whether the provider serves OpenAI's Responses API (``/responses``)."""
+    text_completion: bool = False
+    """Whether the provider serves legacy text completion (``/completions``)."""
     root_suffix: str = ""
     """Appended to a base given as a bare server root (no path): ``"/v1"`` for servers that
     serve OpenAI's API under ``/v1`` (Ollama, vLLM, LM Studio, Mistral), Gemini's
@@ -155,6 +159,7 @@ FAMILY: Final[dict[str, Family]] = {
             key_required=False,
             embeddings=True,
             root_suffix="/v1",
+            text_completion=True,
         ),
         Family(
             prefix="ollama_chat",
@@ -174,6 +179,8 @@ FAMILY: Final[dict[str, Family]] = {
             key_env=("HOSTED_VLLM_API_KEY",),
             key_required=False,
             embeddings=True,
+            responses=True,
+            text_completion=True,
             root_suffix="/v1",
         ),
         Family(
@@ -185,6 +192,7 @@ FAMILY: Final[dict[str, Family]] = {
             key_required=False,
             embeddings=True,
             root_suffix="/v1",
+            text_completion=True,
         ),
     )
 }

@@ -27,6 +27,9 @@ class AzureProvider(OpenAIProvider):
     - ``api_version="v1"``: ``POST {api_base}/openai/v1/chat/completions`` with no
       ``api-version``; ``"preview"``: the same with ``api-version=preview``. The deployment is
       the body's ``model``.
+    - The Responses API: ``POST {api_base}/openai/responses?api-version=V`` for a dated
+      version (the deployment is the body's ``model``), ``/openai/v1/responses`` for ``v1`` and
+      ``preview``. Text completion: ``.../deployments/{deployment}/completions``.
 
     ``route.upstream_model`` is the deployment, always sent as ``model`` too (the dated routes
     ignore it). Credentials: the key in the ``api-key`` header, else an Azure AD token as
@@ -39,6 +42,10 @@ class AzureProvider(OpenAIProvider):
         """The URL for ``endpoint`` (``"chat/completions"``, ``"embeddings"``)."""
         if _version(route).lower() in _V1_VERSIONS:
             return f"{route.api_base}/openai/v1/{endpoint}"
+        if endpoint == "responses":
+            # The Responses API has no deployment in its path: the deployment is the body's
+            # ``model``, under a dated (preview) api-version.
+            return f"{route.api_base}/openai/responses"
         deployment = quote(route.upstream_model, safe="")
         return f"{route.api_base}/openai/deployments/{deployment}/{endpoint}"
 

@@ -23,9 +23,10 @@ from ..types import (
     ModelResponseStream,
     Usage,
 )
+from ..types._json import ResponsesAPIResponse, ResponsesAPIStreamEvent, TextCompletionResponse
 from ..types._models import decode_json
 from ._base import Route
-from ._http import EventParser, Sender, build_post, invalid_body, split_extras
+from ._http import EventParser, Sender, build_post, event_error, invalid_body, split_extras
 from ._sse import ServerSentEvent
 
 __all__ = [
@@ -35,7 +36,13 @@ __all__ = [
     "new_stream_parser",
     "parse_chat_response",
     "parse_embedding_response",
+    "parse_responses_event",
+    "parse_responses_response",
     "parse_stream_event",
+    "parse_text_completion",
+    "parse_text_completion_event",
+    "responses_body",
+    "text_completion_body",
 ]
 
 
@@ -147,6 +154,94 @@ def parse_embedding_response(body: bytes, route: Route, *, keep_base64: bool) ->
     )
 
 
+def responses_body(
+    route: Route, input: Any, params: Mapping[str, Any], *, stream: bool
+) -> dict[str, Any]:
+    """The JSON body of a Responses API request: the caller's params as given (``instructions``,
+    ``tools``, ``reasoning``, ``previous_response_id``, ...), plus model, input and (for
+    streams) ``"stream": true``."""
+    body = {**params, "model": route.upstream_model, "input": input}
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream", None)
+    return body
+
+
+def text_completion_body(
+    route: Route, prompt: Any, params: Mapping[str, Any], *, stream: bool
+) -> dict[str, Any]:
+    """The JSON body of a (legacy) completions request."""
+    body = {**params, "model": route.upstream_model, "prompt": prompt}
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream", None)
+    return body
+
+
+def _json_object(data: bytes | str, route: Route, required: str) -> dict[str, Any]:
+    """A provider's JSON object that has the list field ``required`` (``output``,
+    ``choices``); an error body raises the error it describes."""
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise invalid_body(data, route, exc) from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get(required), list):
+        raise invalid_body(data, route, ValueError(f"no {required!r} list"))
+    return raw
+
+
+def parse_responses_response(body: bytes, route: Route) -> ResponsesAPIResponse:
+    """A Responses API answer, every field kept as sent."""
+    return ResponsesAPIResponse(_json_object(body, route, "output"))
+
+
+def parse_responses_event(
+    event: ServerSentEvent, route: Route
+) -> Sequence[ResponsesAPIStreamEvent] | None:
+    """One SSE event of a Responses API stream: the typed event (its ``type`` and fields as
+    sent), nothing for an empty event, ``None`` at a ``[DONE]`` (some compatible servers send
+    one). An ``error`` event raises the error it describes."""
+    data = event.data
+    if data == "[DONE]":
+        return None
+    if not data:
+        return ()
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise invalid_body(data, route, exc) from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        if isinstance(raw, dict) and raw.get("error"):
+            raise event_error(raw, route)
+        raise invalid_body(data, route, ValueError("an event without a 'type'"))
+    if raw["type"] == "error":
+        code = raw.get("code")
+        raise event_error(
+            {"error": {"type": code, "code": code, "message": raw.get("message")}}, route
+        )
+    return (ResponsesAPIStreamEvent(raw),)
+
+
+def parse_text_completion(body: bytes | str, route: Route) -> TextCompletionResponse:
+    """A text completion (or one streamed chunk), every field kept as sent."""
+    return TextCompletionResponse(_json_object(body, route, "choices"))
+
+
+def parse_text_completion_event(
+    event: ServerSentEvent, route: Route
+) -> Sequence[TextCompletionResponse] | None:
+    """One SSE event of a streamed text completion: a chunk, nothing, or ``None`` at
+    ``[DONE]``; an ``{"error": ...}`` event raises the error it describes."""
+    data = event.data
+    if data == "[DONE]":
+        return None
+    if not data:
+        return ()
+    return (parse_text_completion(data, route),)
+
+
 class OpenAIProvider:
     """OpenAI's API: ``POST {api_base}/chat/completions`` and ``{api_base}/embeddings`` with a
     bearer key (no ``Authorization`` header when there is no key).
@@ -155,6 +250,10 @@ class OpenAIProvider:
     """
 
     name = "openai"
+    supports_responses = True
+    """Whether the provider serves the Responses API (``POST {api_base}/responses``)."""
+    supports_text_completion = True
+    """Whether the provider serves (legacy) text completions (``POST {api_base}/completions``)."""
     default_embedding_format: str | None = "base64"
     """Asked for when the caller gives no ``encoding_format``."""
 
@@ -258,3 +357,78 @@ class OpenAIProvider:
         return parse_embedding_response(
             response.content, route, keep_base64=rest.get("encoding_format") == "base64"
         )
+
+    async def responses(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        input: Any,
+        params: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - an httpx timeout per request
+        num_retries: int,
+    ) -> ResponsesAPIResponse:
+        """One Responses API answer, retried as chat completions are."""
+        rest, extra_headers, extra_body = split_extras(params)
+        body = responses_body(route, input, rest, stream=False)
+        request = self._post(http, route, "responses", body, extra_headers, extra_body, timeout)
+        response = await self._sender.send(http, request, route, num_retries=num_retries)
+        return parse_responses_response(response.content, route)
+
+    def responses_stream(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        input: Any,
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        num_retries: int,
+    ) -> AsyncGenerator[ResponsesAPIStreamEvent, None]:
+        """A streamed Responses API answer: its typed events, as sent, until the server ends
+        the stream. Nothing is sent until the first ``__anext__``."""
+        rest, extra_headers, extra_body = split_extras(params)
+        body = responses_body(route, input, rest, stream=True)
+        request = self._post(http, route, "responses", body, extra_headers, extra_body, timeout)
+
+        def parser() -> EventParser[ResponsesAPIStreamEvent]:
+            return lambda event: parse_responses_event(event, route)
+
+        return self._sender.stream(http, request, route, parser, num_retries=num_retries)
+
+    async def text_completion(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        prompt: Any,
+        params: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - an httpx timeout per request
+        num_retries: int,
+    ) -> TextCompletionResponse:
+        """One text completion (``POST .../completions``)."""
+        rest, extra_headers, extra_body = split_extras(params)
+        body = text_completion_body(route, prompt, rest, stream=False)
+        request = self._post(http, route, "completions", body, extra_headers, extra_body, timeout)
+        response = await self._sender.send(http, request, route, num_retries=num_retries)
+        return parse_text_completion(response.content, route)
+
+    def text_completion_stream(
+        self,
+        http: httpx.AsyncClient,
+        route: Route,
+        prompt: Any,
+        params: dict[str, Any],
+        *,
+        timeout: float,
+        num_retries: int,
+    ) -> AsyncGenerator[TextCompletionResponse, None]:
+        """A streamed text completion, ending at ``[DONE]``."""
+        rest, extra_headers, extra_body = split_extras(params)
+        body = text_completion_body(route, prompt, rest, stream=True)
+        request = self._post(http, route, "completions", body, extra_headers, extra_body, timeout)
+
+        def parser() -> EventParser[TextCompletionResponse]:
+            return lambda event: parse_text_completion_event(event, route)
+
+        return self._sender.stream(http, request, route, parser, num_retries=num_retries)

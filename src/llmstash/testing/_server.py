@@ -37,6 +37,14 @@ from llmstash.testing._wire import (
     openai_models,
     reason_phrase,
 )
+from llmstash.testing._wire_responses import (
+    completions_answer,
+    completions_body,
+    completions_stream,
+    responses_answer,
+    responses_body,
+    responses_stream,
+)
 
 __all__ = ["DEFAULT_MODELS", "VENDOR_EXTRAS", "FakeProvider", "RecordedRequest"]
 
@@ -45,6 +53,10 @@ _OPENAI_PATHS = {
     "/chat/completions": "chat",
     "/v1/embeddings": "embeddings",
     "/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/responses": "responses",
+    "/v1/completions": "completions",
+    "/completions": "completions",
     # Where OpenAI-compatible providers serve the same API: OpenRouter, Fireworks AI, Gemini.
     "/api/v1/chat/completions": "chat",
     "/api/v1/embeddings": "embeddings",
@@ -53,8 +65,15 @@ _OPENAI_PATHS = {
     "/v1beta/openai/chat/completions": "chat",
     "/v1beta/openai/embeddings": "embeddings",
 }
-_AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
-_AZURE_V1_PATHS = {"/openai/v1/chat/completions": "chat", "/openai/v1/embeddings": "embeddings"}
+_AZURE_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings|completions)")
+_AZURE_V1_PATHS = {
+    "/openai/v1/chat/completions": "chat",
+    "/openai/v1/embeddings": "embeddings",
+    "/openai/v1/responses": "responses",
+    "/openai/v1/completions": "completions",
+}
+_AZURE_RESPONSES_PATH = "/openai/responses"
+"""Azure's Responses API under a dated api-version: the deployment is the body's model."""
 _ANTHROPIC_PATH = "/v1/messages"
 _MODELS_PATH = re.compile(r"(?:/v1)?/models(?:/([^/]+))?")
 _ADMIN_PREFIX = "/_fake/"
@@ -157,7 +176,9 @@ class _Failure:
 class FakeProvider:
     """A real HTTP server on 127.0.0.1 speaking the OpenAI, Azure OpenAI and Anthropic formats.
 
-    It answers chat completions (plain, streamed, with tool calls) and embeddings
+    It answers chat completions (plain, streamed, with tool calls), embeddings, the Responses
+    API (``/v1/responses``, Azure's ``/openai/responses`` and ``/openai/v1/responses``; plain
+    and as the typed SSE event stream) and legacy text completions (``/v1/completions``)
     deterministically from the request, checks what the real services check (API keys,
     ``api-version``, ``anthropic-version``, Anthropic's ``max_tokens`` and roles) and answers
     mistakes with the provider's own error bodies. It counts and records every request, so a
@@ -535,6 +556,15 @@ class _Handler(BaseHTTPRequestHandler):
             deployment = _json_object(request).get("model")
             if not isinstance(deployment, str) or not deployment:
                 raise InvalidRequest("model (the deployment name) is required", param="model")
+        elif request.path == _AZURE_RESPONSES_PATH:
+            endpoint = "responses"
+            _require_post(request)
+            if "api-version" not in request.query:
+                raise InvalidRequest("Resource not found", status=404)
+            _require_azure_auth(headers)
+            deployment = _json_object(request).get("model")
+            if not isinstance(deployment, str) or not deployment:
+                raise InvalidRequest("model (the deployment name) is required", param="model")
         elif endpoint is None:
             match = _AZURE_PATH.fullmatch(request.path)
             if match is None:
@@ -551,6 +581,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = _json_object(request)
         if endpoint == "embeddings":
             self._send(200, embeddings(body, model=deployment, default_dim=self.fake.embedding_dim))
+            return
+        if endpoint == "responses":
+            response = responses_answer(body, model=deployment, reply=reply)
+            if body.get("stream") is True:
+                self._stream(responses_stream(response))
+            else:
+                self._send(200, responses_body(response))
+            return
+        if endpoint == "completions":
+            model, said, prompt_tokens = completions_answer(body, model=deployment, reply=reply)
+            if body.get("stream") is True:
+                self._stream(completions_stream(model, said, prompt_tokens, body))
+            else:
+                self._send(200, completions_body(model, said, prompt_tokens, body))
             return
         answer = openai_answer(body, model=deployment, reply=reply)
         if body.get("stream") is True:

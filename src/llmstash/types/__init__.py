@@ -1,5 +1,6 @@
 """Response types: OpenAI-shaped, with attribute and dict-style access."""
 
+from ._json import JSONObject, ResponsesAPIResponse, ResponsesAPIStreamEvent, TextCompletionResponse
 from ._models import (
     ChatCompletionDeltaToolCall,
     ChatCompletionMessageToolCall,
@@ -26,10 +27,14 @@ __all__ = [
     "EmbeddingResponse",
     "FloatVector",
     "Function",
+    "JSONObject",
     "Message",
     "ModelResponse",
     "ModelResponseStream",
+    "ResponsesAPIResponse",
+    "ResponsesAPIStreamEvent",
     "StreamingChoices",
+    "TextCompletionResponse",
     "Usage",
     "to_builtins",
 ]
