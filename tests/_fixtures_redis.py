@@ -1,5 +1,6 @@
-"""Redis fixtures: the shared server named by ``--redis-url``, and private servers, a cluster and
-a Sentinel started for the tests. A Redis that cannot be reached fails the test, never skips it.
+"""Redis fixtures: one server the session's tests share (a private one started for the session,
+or the server named by ``--redis-url``), and private servers, a cluster and a Sentinel started for
+the tests. A Redis that cannot be reached fails the test, never skips it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ SENTINEL_PASSWORD = "sentinel-secret"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--redis-url",
-        default="redis://127.0.0.1:6379/0",
-        help="Redis server shared by the tests (they use unique key prefixes and clean up)",
+        default=None,
+        help=(
+            "a Redis server for the tests to share (they use unique key prefixes); by default "
+            "a private redis-server started for the session, so nothing is left behind"
+        ),
     )
 
 
@@ -172,15 +176,23 @@ class SentinelServers:
 
 
 @pytest.fixture(scope="session")
-def redis_url(request: pytest.FixtureRequest) -> str:
-    """The shared server's URL, after checking that it answers PING."""
-    url: str = request.config.getoption("--redis-url")
+def redis_url(
+    request: pytest.FixtureRequest, free_tcp_port_factory: Callable[[], int]
+) -> Iterator[str]:
+    """The URL of the server the session's tests share, after checking that it answers PING:
+    a private server started for the session (entries and fleet counters the tests write are
+    gone with it), or the one ``--redis-url`` names."""
+    url: str | None = request.config.getoption("--redis-url")
+    if url is None:
+        with RedisServer(free_tcp_port_factory()) as server:
+            yield server.url
+        return
     try:
         with redis.Redis.from_url(url, **FAIL_FAST) as client:
             client.ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {url} is unreachable: {type(exc).__name__}: {exc}", pytrace=False)
-    return url
+    yield url
 
 
 @pytest.fixture
