@@ -265,7 +265,12 @@ def _read_engine_args(
         raise InvalidRequestError("cache= takes a dict of controls, e.g. {'no-cache': True}")
     ttl = given.get("ttl")
     controls = Controls(raw_controls, ttl) if raw_controls or ttl is not None else _NO_CONTROLS
-    return given.get("caching"), controls
+    caching = given.get("caching")
+    if caching is not None and not isinstance(caching, bool):
+        raise InvalidRequestError(
+            f"caching= takes True or False (or None for the cache's mode), got {caching!r}"
+        )
+    return caching, controls
 
 
 _good_bases: set[str] = set()

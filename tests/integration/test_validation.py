@@ -215,3 +215,28 @@ async def test_token_ids_as_int_keys_are_cached(provider, llm):
     again = await llmstash.acompletion(**kwargs)
     assert again._hidden_params["cache_hit"] is True
     assert provider.requests[0].json["logit_bias"] == {"50256": -100}
+
+
+@pytest.mark.parametrize("caching", [0, 1, "no", "yes"])
+async def test_caching_takes_a_bool(provider, llm, caching):
+    llmstash.cache = llmstash.Cache()
+    with pytest.raises(InvalidRequestError, match="caching= takes True or False"):
+        await llmstash.acompletion(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            api_base=provider.openai_base,
+            api_key="sk-test",
+            caching=caching,
+        )
+    assert provider.request_count == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:hunter2-secret@127.0.0.1:1/0", "garbage", "ftp://:hunter2-secret@h/0"]
+)
+def test_a_bad_redis_url_says_what_is_wrong_without_its_password(url):
+    with pytest.raises(InvalidRequestError) as info:
+        llmstash.Cache(type="redis", url=url)
+    text = str(info.value)
+    assert "redis://, rediss://, unix://" in text  # redis-py's own words survive
+    assert "hunter2" not in text

@@ -7,6 +7,7 @@ import asyncio
 import enum
 import logging
 import os
+import re
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from .._config import (
     DEFAULT_MEMORY_MAX_SIZE,
 )
 from .._loops import at_shutdown
-from ..exceptions import CacheDataError, InvalidRequestError
+from ..exceptions import CacheDataError, InvalidRequestError, redact
 from ._backend import CacheBackend, SupportsBudgetedLookup, SupportsCounters, SupportsLease
 from ._codec import Entry, compress, decode, decode_expiry
 from ._guard import Guard, describe
@@ -82,6 +83,8 @@ _UNSUPPORTED_TYPES: Final = ("redis-semantic", "qdrant-semantic", "s3", "gcs", "
 _TYPES: Final = ("local", "redis", "disk")
 _EXPLICIT_READ_TIMEOUT: Final = 1.0
 """Seconds ``get_cache`` / ``async_get_cache`` wait for the backend before a logged miss."""
+_URL_USERINFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^@/\s]*@")
+"""The user and password part of a URL, masked in error messages."""
 _LEASE_POLL: Final = 0.05
 """Seconds between a lease waiter's looks for the entry and for the lease's release."""
 
@@ -294,9 +297,9 @@ class Cache:
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
                 if isinstance(exc, InvalidRequestError):
                     raise
-                text = describe(exc)
-                if "://" in text or (password and password in text):
-                    text = exc.__class__.__name__  # it may show a URL's or the password
+                # Keep the library's words (they say what is wrong), never a URL's credentials
+                # or the password.
+                text = redact(_URL_USERINFO.sub(r"\1***@", describe(exc)), password)
                 raise InvalidRequestError(
                     f"Cache(type='redis'): bad connection settings ({text})"
                 ) from None
