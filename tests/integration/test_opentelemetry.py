@@ -231,6 +231,30 @@ async def test_an_embedding(provider: FakeProvider, otel: Telemetry, llm: None) 
     } == {"miss": 1}
 
 
+async def test_a_responses_call_and_a_text_completion(
+    provider: FakeProvider, otel: Telemetry, llm: None
+) -> None:
+    llmstash.callbacks = [otel.logger()]
+    answer = await llmstash.aresponses(
+        model="gpt-4o-mini", input="hello", api_base=provider.openai_base, api_key="sk-fake"
+    )
+    text = await llmstash.atext_completion(
+        model="gpt-3.5-turbo-instruct",
+        prompt="hello",
+        api_base=provider.openai_base,
+        api_key="sk-fake",
+    )
+    await llmstash.aflush_callbacks()
+    spans = {span.name: dict(span.attributes or {}) for span in otel.spans()}
+    chat = spans["chat gpt-4o-mini"]
+    assert chat["gen_ai.usage.input_tokens"] == answer.usage.input_tokens > 0
+    assert chat["gen_ai.usage.output_tokens"] == answer.usage.output_tokens > 0
+    completion = spans["text_completion gpt-3.5-turbo-instruct"]
+    assert completion["gen_ai.usage.input_tokens"] == text.usage.prompt_tokens > 0
+    types = [p.attributes["gen_ai.token.type"] for p in otel.points("gen_ai.client.token.usage")]
+    assert sorted(types) == ["input", "input", "output", "output"]
+
+
 async def test_an_error(provider: FakeProvider, otel: Telemetry, llm: None) -> None:
     llmstash.callbacks = [otel.logger()]
     provider.fail_next(429)

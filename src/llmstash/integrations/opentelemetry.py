@@ -67,6 +67,8 @@ _OPERATIONS: Final = {
     "aembedding": "embeddings",
     "text_completion": "text_completion",
     "atext_completion": "text_completion",
+    "responses": "chat",  # the Responses API is OpenAI's chat; the conventions name no other
+    "aresponses": "chat",
 }
 _PROVIDERS: Final = {
     "openai": "openai",
@@ -381,8 +383,14 @@ class OpenTelemetryLogger(CustomLogger):
                 attributes["gen_ai.response.finish_reasons"] = [str(r) for r in reasons]
             usage = _field(response, "usage")
             if usage is not None:
+                # Chat and text completion name them prompt/completion; the Responses API
+                # input/output.
                 input_tokens = _field(usage, "prompt_tokens")
+                if input_tokens is None:
+                    input_tokens = _field(usage, "input_tokens")
                 output_tokens = _field(usage, "completion_tokens")
+                if output_tokens is None:
+                    output_tokens = _field(usage, "output_tokens")
                 if isinstance(input_tokens, int):
                     attributes["gen_ai.usage.input_tokens"] = input_tokens
                 if isinstance(output_tokens, int) and operation != "embeddings":
