@@ -240,3 +240,15 @@ def test_a_bad_redis_url_says_what_is_wrong_without_its_password(url):
     text = str(info.value)
     assert "redis://, rediss://, unix://" in text  # redis-py's own words survive
     assert "hunter2" not in text
+
+
+async def test_an_api_base_with_a_query_is_refused_without_showing_it(provider, llm):
+    with pytest.raises(InvalidRequestError, match="must not carry a query string") as info:
+        await llmstash.acompletion(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            api_base=provider.openai_base + "?key=hunter2-secret",
+            api_key="sk-test",
+        )
+    assert "hunter2" not in str(info.value)
+    assert provider.request_count == 0

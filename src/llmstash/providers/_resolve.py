@@ -51,6 +51,13 @@ def _env(name: str) -> str | None:
 def _base(value: Any, name: str = "api_base") -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{name} must be a URL string, got {type(value).__name__}")
+    if "?" in value or "#" in value:
+        # The endpoint's path is appended to the base, so a query would end up mid-path; the
+        # query itself is not shown (it may hold a key).
+        raise InvalidRequestError(
+            f"{name} must not carry a query string or fragment: give the base URL only "
+            "(e.g. https://host/v1); the endpoint path is appended to it"
+        )
     return value.strip().rstrip("/")
 
 
