@@ -33,6 +33,7 @@ import click
 
 from .caching import Cache
 from .caching._backend import CacheBackend, SupportsScan
+from .caching._redis import RedisBackend
 from .caching._stats import MISS_REASONS, CacheStats, Counts
 
 __all__ = ["main"]
@@ -89,6 +90,12 @@ class _Target:
             raise click.UsageError("give --url or --disk, not both")
         try:
             if self.disk:
+                from .caching._disk import FILE_NAME
+
+                # Operators' commands read or delete: a mistyped directory is an error, never
+                # a new empty cache.
+                if not os.path.isfile(os.path.join(os.path.expanduser(self.disk), FILE_NAME)):
+                    raise Failure(f"no disk cache in {self.disk} (no {FILE_NAME} there)")
                 return Cache(type="disk", disk_cache_dir=self.disk)
             if self.cluster:
                 if not self.url:
@@ -108,7 +115,7 @@ class _Target:
                     "or set REDIS_URL (or REDIS_HOST, REDIS_PORT, REDIS_PASSWORD)"
                 )
             return Cache(type="redis", url=self.url, lookup_timeout=5.0, write_timeout=5.0)
-        except click.UsageError:
+        except (click.UsageError, Failure):
             raise
         except Exception as exc:
             message = str(exc)
@@ -144,8 +151,9 @@ def _run(target: _Target, work: Callable[[Cache], Coroutine[Any, Any, T]]) -> T:
     async def go() -> T:
         cache = target.open()
         try:
-            if not await _answers(cache):
-                raise Failure(f"cannot reach the cache at {target.label()}")
+            problem = await _problem(cache)
+            if problem is not None:
+                raise Failure(target.scrub(f"cannot use the cache at {target.label()}: {problem}"))
             return await work(cache)
         finally:
             try:
@@ -164,11 +172,23 @@ def _run(target: _Target, work: Callable[[Cache], Coroutine[Any, Any, T]]) -> T:
         raise Failure(target.scrub(f"{type(exc).__name__}: {text}")) from None
 
 
-async def _answers(cache: Cache) -> bool:
+async def _problem(cache: Cache) -> str | None:
+    """Why the cache does not answer a ping (unreachable, a refused password, a database that
+    does not exist, ...), or ``None`` when it answers."""
+    backend = cache.backend
+    # The Redis backend's ping() answers only yes or no; its client says why.
+    client = getattr(backend, "_client", None) if isinstance(backend, RedisBackend) else None
     try:
-        return bool(await asyncio.wait_for(cache.backend.ping(), 10.0))
-    except Exception:
-        return False
+        if client is not None:
+            await asyncio.wait_for(client.ping(), 10.0)
+            return None
+        if await asyncio.wait_for(backend.ping(), 10.0):
+            return None
+        return "it did not answer PING"
+    except asyncio.TimeoutError:
+        return "no answer within 10 s"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _emit(data: Any, as_json: bool, text: Callable[[], str]) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 import llmstash
 from llmstash.caching import Cache
+from tests._fixtures_redis import RedisServer, sync_client
 
 PASSWORD = "cli-pa55word-0123"
 BUDGETS = {"lookup_timeout": 5.0, "write_timeout": 5.0}
@@ -151,7 +152,29 @@ def test_failures_exit_1_with_one_clear_line(free_tcp_port: int) -> None:
         assert err.startswith("llmstash: ") and "\n" not in err, err
         assert "Traceback" not in err and PASSWORD not in err
     out = run("cache", "ping", "--url", url)
-    assert "cannot reach the cache at redis://:***@127.0.0.1" in out.stderr
+    assert "cannot use the cache at redis://:***@127.0.0.1" in out.stderr
+    assert "ConnectionError" in out.stderr  # says why: nothing listens there
+
+
+def test_a_refused_password_and_a_missing_disk_cache_say_so(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    with sync_client(private_redis.port) as admin:
+        admin.config_set("requirepass", PASSWORD)
+    wrong = f"redis://:not-{PASSWORD}@127.0.0.1:{private_redis.port}"
+    out = run("cache", "ping", "--url", wrong)
+    assert out.returncode == 1
+    assert "AuthenticationError" in out.stderr and PASSWORD not in out.stderr
+    none = f"redis://127.0.0.1:{private_redis.port}"
+    out = run("cache", "ping", "--url", none)
+    assert out.returncode == 1
+    assert "Authentication" in out.stderr or "NOAUTH" in out.stderr, out.stderr
+    missing = tmp_path / "no-such-dir"
+    for args in (["cache", "ping"], ["cache", "ls"], ["cache", "clear", "--yes"]):
+        out = run(*args, "--disk", str(missing))
+        assert out.returncode == 1, (args, out.stderr)
+        assert "no disk cache in" in out.stderr
+    assert not missing.exists()  # a mistyped --disk never makes a new cache
 
 
 def test_usage_errors_exit_2() -> None:
