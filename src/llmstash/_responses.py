@@ -50,6 +50,7 @@ from .caching._codec import (
 )
 from .caching._keys import _prefix as _key_prefix
 from .caching._keys import canonical_json, key_headers
+from .caching._stats import GARBAGE, NO_CACHE, Miss
 from .exceptions import CacheDataError, InvalidRequestError, UnsupportedParamsError
 from .providers import resolve
 from .providers._family import FAMILY
@@ -541,13 +542,21 @@ async def run(
             except UnicodeEncodeError:
                 raise _not_unicode() from None
             if not req.controls.no_cache:
-                entry = cache.lookup_nowait(key, req.controls.max_age)
+                max_age = req.controls.max_age
+                if call.debug:
+                    looked = time.perf_counter()
+                entry = cache.probe_nowait(key, max_age)
                 if entry is NEEDS_IO:
-                    entry = await cache.alookup(key, req.controls.max_age)
-                if entry is not None:
+                    entry = await cache.aprobe(key, max_age)
+                if call.debug:
+                    call.lookup_s = time.perf_counter() - looked
+                if isinstance(entry, Miss):
+                    call.miss = entry
+                else:
                     served = _serve(client, kind, call, entry)
                     if served is not None:
                         return served
+                    call.miss = GARBAGE  # an entry that cannot serve this call
                 shared = await client._follow(call, key)
                 if isinstance(shared, bytes):
                     served = _serve(client, kind, call, _decode(shared), coalesced=True)
@@ -557,6 +566,8 @@ async def run(
                     client._flights.lead(call)
                 else:
                     call.alone = True
+            else:
+                call.miss = NO_CACHE
         if req.stream:
             return await _stream_miss(client, kind, call, payload)
         return await _plain_miss(client, kind, call, payload)
@@ -662,7 +673,12 @@ async def _plain_miss(client: Client, kind: _Kind, call: Call, payload: Any) -> 
     client._flights.land(call, data)
     if data is not None and cache is not None and key is not None:
         if answered_by == req.model and not req.controls.no_store:
-            await cache.astore({key: data}, req.ttl)
+            await cache.astore(
+                {key: data},
+                req.ttl,
+                model=req.model,
+                namespace=req.controls.namespace or cache.namespace,
+            )
         if leased:
             await cache.arelease_lease(key)
     return succeed(call, response, hit=False, model=answered_by)
@@ -837,7 +853,12 @@ class EventStream:
             data = kind.encode_stream(items, time.time(), req.ttl, req.model)
             client._flights.land(call, data)
             if not req.controls.no_store and answered_by == req.model:
-                await cache.astore({key: data}, req.ttl)
+                await cache.astore(
+                    {key: data},
+                    req.ttl,
+                    model=req.model,
+                    namespace=req.controls.namespace or cache.namespace,
+                )
         if self._leased and cache is not None and key is not None:
             await cache.arelease_lease(key)
         if not items or not kind.finished(items):
