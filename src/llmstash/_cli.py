@@ -111,10 +111,7 @@ class _Target:
         except click.UsageError:
             raise
         except Exception as exc:
-            message = str(exc)
-            if self.disk and "disk" in message:
-                message = "--disk: the disk cache is not available in this version of llmstash"
-            raise Failure(self.scrub(message)) from None
+            raise Failure(self.scrub(str(exc))) from None
 
 
 def _password_of(url: str | None) -> str | None:
@@ -446,7 +443,17 @@ def _size(n: int) -> str:
 @click.argument("key")
 def show(url: str | None, disk: str | None, cluster: bool, key: str) -> None:
     """Print the entry under KEY, decoded, as JSON."""
-    from .caching._codec import ChatEntry, EmbeddingEntry, StreamEntry, decode, peek
+    from .caching._codec import (
+        ChatEntry,
+        EmbeddingEntry,
+        ResponsesEntry,
+        ResponsesStreamEntry,
+        StreamEntry,
+        TextCompletionEntry,
+        TextCompletionStreamEntry,
+        decode,
+        peek,
+    )
     from .exceptions import CacheDataError
 
     target = _Target(url, disk, cluster)
@@ -461,10 +468,12 @@ def show(url: str | None, disk: str | None, cluster: bool, key: str) -> None:
         except CacheDataError as exc:
             raise Failure(f"the value under {key!r} is not a usable entry ({exc})") from None
         out: dict[str, Any] = {"key": key, **{f: getattr(meta, f) for f in meta.__struct_fields__}}
-        if isinstance(entry, ChatEntry):
+        if isinstance(entry, (ChatEntry, ResponsesEntry, TextCompletionEntry)):
             out["response"] = entry.response.model_dump()
-        elif isinstance(entry, StreamEntry):
+        elif isinstance(entry, (StreamEntry, TextCompletionStreamEntry)):
             out["chunks"] = [chunk.model_dump() for chunk in entry.chunks]
+        elif isinstance(entry, ResponsesStreamEntry):
+            out["events"] = [event.model_dump() for event in entry.events]
         elif isinstance(entry, EmbeddingEntry):
             out["tokens"] = entry.tokens
             out["embedding"] = list(entry.vector)
