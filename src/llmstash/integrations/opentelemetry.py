@@ -178,7 +178,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, Sequence):
         for item in content:
             kind = _field(item, "type")
-            if kind == "text":
+            if kind in ("text", "input_text", "output_text"):  # chat, Responses API
                 parts.append({"type": "text", "content": _field(item, "text")})
             else:
                 parts.append({"type": str(kind or "unknown")})
@@ -221,6 +221,20 @@ def _input_messages(kwargs: Mapping[str, Any]) -> str | None:
             out.append(entry)
         return json.dumps(out, default=str, ensure_ascii=False)
     inputs = kwargs.get("input")
+    if inputs is None:
+        inputs = kwargs.get("prompt")  # a text completion
+    if isinstance(inputs, Sequence) and inputs and all(isinstance(x, Mapping) for x in inputs):
+        # The Responses API's input items: messages (and tool outputs, named by type).
+        return json.dumps(
+            [
+                {"role": x.get("role"), "parts": _parts(x.get("content"))}
+                if "role" in x
+                else {"role": "tool", "parts": [{"type": str(x.get("type") or "unknown")}]}
+                for x in inputs
+            ],
+            default=str,
+            ensure_ascii=False,
+        )
     if inputs is not None:
         items = [inputs] if isinstance(inputs, str) else list(inputs)
         parts = [{"type": "text", "content": x} if isinstance(x, str) else {"type": "tokens"}
@@ -232,18 +246,43 @@ def _input_messages(kwargs: Mapping[str, Any]) -> str | None:
 def _output_messages(response: Any) -> str | None:
     choices = _field(response, "choices")
     if not choices:
-        return None
+        return _response_output(_field(response, "output"))
     out = []
     for choice in choices:
         message = _field(choice, "message")
+        text = _field(choice, "text")  # a text completion's choice
+        parts = _parts(text) if isinstance(text, str) and message is None else []
         out.append(
             {
                 "role": _field(message, "role") or "assistant",
-                "parts": _parts(_field(message, "content")) + _tool_calls(message),
+                "parts": parts + _parts(_field(message, "content")) + _tool_calls(message),
                 "finish_reason": _field(choice, "finish_reason"),
             }
         )
     return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def _response_output(items: Any) -> str | None:
+    """A Responses API answer's ``output`` items as GenAI output messages."""
+    if not isinstance(items, Sequence) or not items:
+        return None
+    parts: list[dict[str, Any]] = []
+    for item in items:
+        kind = _field(item, "type")
+        if kind == "message":
+            parts.extend(_parts(_field(item, "content")))
+        elif kind == "function_call":
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": _field(item, "call_id"),
+                    "name": _field(item, "name"),
+                    "arguments": _field(item, "arguments"),
+                }
+            )
+        else:
+            parts.append({"type": str(kind or "unknown")})
+    return json.dumps([{"role": "assistant", "parts": parts}], default=str, ensure_ascii=False)
 
 
 class OpenTelemetryLogger(CustomLogger):
@@ -383,6 +422,9 @@ class OpenTelemetryLogger(CustomLogger):
             if usage is not None:
                 input_tokens = _field(usage, "prompt_tokens")
                 output_tokens = _field(usage, "completion_tokens")
+                if input_tokens is None and output_tokens is None:  # the Responses API's usage
+                    input_tokens = _field(usage, "input_tokens")
+                    output_tokens = _field(usage, "output_tokens")
                 if isinstance(input_tokens, int):
                     attributes["gen_ai.usage.input_tokens"] = input_tokens
                 if isinstance(output_tokens, int) and operation != "embeddings":
