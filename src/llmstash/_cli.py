@@ -33,6 +33,7 @@ import click
 
 from .caching import Cache
 from .caching._backend import CacheBackend, SupportsScan
+from .caching._cache import _PROCESS_FIELDS
 from .caching._stats import MISS_REASONS, CacheStats, Counts
 
 __all__ = ["main"]
@@ -41,15 +42,6 @@ T = TypeVar("T")
 _ENTRY_MARK = "llmstash:"
 _BATCH = 500
 _PROGRESS_EVERY = 5000
-_PROCESS_ONLY = (
-    "type",
-    "breaker_open",
-    "consecutive_failures",
-    "pending_writes",
-    "writes",
-    "writes_given_up",
-    "backend",
-)
 
 
 class Failure(click.ClickException):
@@ -259,7 +251,7 @@ def stats(
 
     result = _run(target, work)
     data = result.to_dict()
-    for name in _PROCESS_ONLY:  # about this short-lived process, not the fleet
+    for name in _PROCESS_FIELDS:  # about this short-lived process, not the fleet
         data.pop(name, None)
     data["cache"] = target.label()
     data["namespace"] = namespace

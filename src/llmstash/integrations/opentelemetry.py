@@ -53,6 +53,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .._cost import _field
 from .custom_logger import CustomLogger
 
 __all__ = ["OpenTelemetryLogger"]
@@ -107,14 +108,6 @@ def _ns(moment: Any) -> int | None:
     if isinstance(moment, datetime):
         return int(moment.timestamp() * 1_000_000) * 1000
     return None
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 @functools.lru_cache(maxsize=64)
