@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _sync
 from ._client import _fall_back_or_raise, _not_unicode, _target_model, _targets
 from ._flight import LEAD, take_lease
-from ._mocks import _words
+from ._mocks import MIDWAY_TEXT, STREAM_ERROR, _fail_midway, _stream_error, _words, mock_error
 from ._outcome import Call, fail, succeed
 from ._request import CallSettings, Request, prepare
 from .caching._cache import NEEDS_IO
@@ -109,7 +109,9 @@ class _Kind:
         """The whole answer of a finished stream (reported to success callbacks)."""
         raise NotImplementedError
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
+        """The answer ``mock_response`` stands for (an error it stands for is raised, as
+        :func:`~llmstash._mocks.mock_error` reads it); ``text`` answers that text instead."""
         raise NotImplementedError
 
     def mock_stream(self, response: Any) -> list[Any]:
@@ -164,13 +166,15 @@ class _Responses(_Kind):
     def assemble(self, items: list[Any]) -> Any:
         return _final_response(items)
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
         mock = req.mock_response
-        if isinstance(mock, BaseException):
-            raise mock
-        if isinstance(mock, ResponsesAPIResponse):
-            return ResponsesAPIResponse(mock.model_dump())
-        text = str(mock)
+        if text is None:
+            error = mock_error(mock, req.model)
+            if error is not None:
+                raise error
+            if isinstance(mock, ResponsesAPIResponse):
+                return ResponsesAPIResponse(mock.model_dump())
+            text = str(mock)
         prompt = _words(payload) if isinstance(payload, str) else _words(_text_of(payload))
         output = _words(text)
         params = req.params
@@ -262,13 +266,15 @@ class _TextCompletion(_Kind):
     def assemble(self, items: list[Any]) -> Any:
         return assemble_text_chunks(items)
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
         mock = req.mock_response
-        if isinstance(mock, BaseException):
-            raise mock
-        if isinstance(mock, TextCompletionResponse):
-            return TextCompletionResponse(mock.model_dump())
-        text = str(mock)
+        if text is None:
+            error = mock_error(mock, req.model)
+            if error is not None:
+                raise error
+            if isinstance(mock, TextCompletionResponse):
+                return TextCompletionResponse(mock.model_dump())
+            text = str(mock)
         prompt = _words(payload) if isinstance(payload, str) else _words(_text_of(payload))
         completion = _words(text)
         return TextCompletionResponse(
@@ -690,7 +696,13 @@ async def _stream_miss(client: Client, kind: _Kind, call: Call, payload: Any) ->
     try:
         source: AsyncIterator[Any]
         if req.mock_response is not None:
-            source = _replay(kind.mock_stream(kind.mock(req, payload)))
+            mock = req.mock_response
+            if isinstance(mock, str) and mock.startswith(STREAM_ERROR):
+                # As for chat: the first half of a mocked answer's items, then a 529.
+                items = kind.mock_stream(kind.mock(req, payload, MIDWAY_TEXT))
+                source = _fail_midway(items[: max(1, len(items) // 2)], _stream_error(req.model))
+            else:
+                source = _replay(kind.mock_stream(kind.mock(req, payload)))
         else:
             if key is not None and cache is not None and cache.lease is not None:
                 entry = None
