@@ -161,7 +161,11 @@ def test_sync_call_against_a_dead_redis_is_bounded(provider, sync_llm, free_tcp_
 async def test_lease_makes_workers_share_one_call(provider, llm, redis_url):
     """Two Clients with their own Cache objects stand for two processes sharing a Redis."""
     namespace = f"lease-{uuid.uuid4().hex}"
-    caches = [Cache(type="redis", url=redis_url, namespace=namespace, lease=2.0) for _ in range(2)]
+    # A 0.5 s budget: a lookup a loaded machine delays past 50 ms would be a miss by design.
+    caches = [
+        Cache(type="redis", url=redis_url, namespace=namespace, lease=2.0, lookup_timeout=0.5)
+        for _ in range(2)
+    ]
     clients = [llmstash.Client(cache=c) for c in caches]
     provider.latency = 0.1
     try:
