@@ -33,6 +33,7 @@ import click
 
 from .caching import Cache
 from .caching._backend import CacheBackend, SupportsScan
+from .caching._cache import _PROCESS_FIELDS
 from .caching._redis import RedisBackend
 from .caching._stats import MISS_REASONS, CacheStats, Counts
 
@@ -42,15 +43,6 @@ T = TypeVar("T")
 _ENTRY_MARK = "llmstash:"
 _BATCH = 500
 _PROGRESS_EVERY = 5000
-_PROCESS_ONLY = (
-    "type",
-    "breaker_open",
-    "consecutive_failures",
-    "pending_writes",
-    "writes",
-    "writes_given_up",
-    "backend",
-)
 
 
 class Failure(click.ClickException):
@@ -118,10 +110,7 @@ class _Target:
         except (click.UsageError, Failure):
             raise
         except Exception as exc:
-            message = str(exc)
-            if self.disk and "disk" in message:
-                message = "--disk: the disk cache is not available in this version of llmstash"
-            raise Failure(self.scrub(message)) from None
+            raise Failure(self.scrub(str(exc))) from None
 
 
 def _password_of(url: str | None) -> str | None:
@@ -282,7 +271,7 @@ def stats(
 
     result = _run(target, work)
     data = result.to_dict()
-    for name in _PROCESS_ONLY:  # about this short-lived process, not the fleet
+    for name in _PROCESS_FIELDS:  # about this short-lived process, not the fleet
         data.pop(name, None)
     data["cache"] = target.label()
     data["namespace"] = namespace
@@ -466,7 +455,17 @@ def _size(n: int) -> str:
 @click.argument("key")
 def show(url: str | None, disk: str | None, cluster: bool, key: str) -> None:
     """Print the entry under KEY, decoded, as JSON."""
-    from .caching._codec import ChatEntry, EmbeddingEntry, StreamEntry, decode, peek
+    from .caching._codec import (
+        ChatEntry,
+        EmbeddingEntry,
+        ResponsesEntry,
+        ResponsesStreamEntry,
+        StreamEntry,
+        TextCompletionEntry,
+        TextCompletionStreamEntry,
+        decode,
+        peek,
+    )
     from .exceptions import CacheDataError
 
     target = _Target(url, disk, cluster)
@@ -481,10 +480,12 @@ def show(url: str | None, disk: str | None, cluster: bool, key: str) -> None:
         except CacheDataError as exc:
             raise Failure(f"the value under {key!r} is not a usable entry ({exc})") from None
         out: dict[str, Any] = {"key": key, **{f: getattr(meta, f) for f in meta.__struct_fields__}}
-        if isinstance(entry, ChatEntry):
+        if isinstance(entry, (ChatEntry, ResponsesEntry, TextCompletionEntry)):
             out["response"] = entry.response.model_dump()
-        elif isinstance(entry, StreamEntry):
+        elif isinstance(entry, (StreamEntry, TextCompletionStreamEntry)):
             out["chunks"] = [chunk.model_dump() for chunk in entry.chunks]
+        elif isinstance(entry, ResponsesStreamEntry):
+            out["events"] = [event.model_dump() for event in entry.events]
         elif isinstance(entry, EmbeddingEntry):
             out["tokens"] = entry.tokens
             out["embedding"] = list(entry.vector)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -40,6 +40,9 @@ __all__ = ["mock_chat", "mock_embedding", "mock_error", "mock_stream"]
 
 CONTENT_FILTER: Final = "Exception: content_filter_policy"
 STREAM_ERROR: Final = "Exception: mock_streaming_error"
+MIDWAY_TEXT: Final = "This is a mock stream that fails."
+"""The text of the answer a ``mock_streaming_error`` stream sends the first half of."""
+T = TypeVar("T")
 _NAMED: Final = {
     "RateLimitError": (429, "this is a mock rate limit error"),
     "ContextWindowExceededError": (400, "this is a mock context window exceeded error"),
@@ -175,7 +178,7 @@ def mock_stream(req: Request) -> AsyncIterator[ModelResponseStream]:
     before any chunk, except ``"Exception: mock_streaming_error"``: that stream sends the first
     half of a mocked answer's chunks, then fails."""
     if isinstance(req.mock_response, str) and req.mock_response.startswith(STREAM_ERROR):
-        chunks = response_to_chunks(_text_answer(req, "This is a mock stream that fails."))
+        chunks = response_to_chunks(_text_answer(req, MIDWAY_TEXT))
         return _fail_midway(chunks[: max(1, len(chunks) // 2)], _stream_error(req.model))
     return _replay(response_to_chunks(mock_chat(req)))
 
@@ -185,9 +188,7 @@ async def _replay(chunks: list[ModelResponseStream]) -> AsyncIterator[ModelRespo
         yield chunk
 
 
-async def _fail_midway(
-    chunks: list[ModelResponseStream], error: BaseException
-) -> AsyncIterator[ModelResponseStream]:
+async def _fail_midway(chunks: list[T], error: BaseException) -> AsyncIterator[T]:
     for chunk in chunks:
         yield chunk
     raise error

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _sync
 from ._client import _fall_back_or_raise, _not_unicode, _target_model, _targets
 from ._flight import LEAD, take_lease
-from ._mocks import _words
+from ._mocks import MIDWAY_TEXT, STREAM_ERROR, _fail_midway, _stream_error, _words, mock_error
 from ._outcome import Call, fail, succeed
 from ._request import CallSettings, Request, prepare
 from .caching._cache import NEEDS_IO
@@ -50,6 +50,7 @@ from .caching._codec import (
 )
 from .caching._keys import _prefix as _key_prefix
 from .caching._keys import canonical_json, key_headers
+from .caching._stats import GARBAGE, NO_CACHE, Miss
 from .exceptions import CacheDataError, InvalidRequestError, UnsupportedParamsError
 from .providers import resolve
 from .providers._family import FAMILY
@@ -108,7 +109,9 @@ class _Kind:
         """The whole answer of a finished stream (reported to success callbacks)."""
         raise NotImplementedError
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
+        """The answer ``mock_response`` stands for (an error it stands for is raised, as
+        :func:`~llmstash._mocks.mock_error` reads it); ``text`` answers that text instead."""
         raise NotImplementedError
 
     def mock_stream(self, response: Any) -> list[Any]:
@@ -163,13 +166,15 @@ class _Responses(_Kind):
     def assemble(self, items: list[Any]) -> Any:
         return _final_response(items)
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
         mock = req.mock_response
-        if isinstance(mock, BaseException):
-            raise mock
-        if isinstance(mock, ResponsesAPIResponse):
-            return ResponsesAPIResponse(mock.model_dump())
-        text = str(mock)
+        if text is None:
+            error = mock_error(mock, req.model)
+            if error is not None:
+                raise error
+            if isinstance(mock, ResponsesAPIResponse):
+                return ResponsesAPIResponse(mock.model_dump())
+            text = str(mock)
         prompt = _words(payload) if isinstance(payload, str) else _words(_text_of(payload))
         output = _words(text)
         params = req.params
@@ -261,13 +266,15 @@ class _TextCompletion(_Kind):
     def assemble(self, items: list[Any]) -> Any:
         return assemble_text_chunks(items)
 
-    def mock(self, req: Request, payload: Any) -> Any:
+    def mock(self, req: Request, payload: Any, text: str | None = None) -> Any:
         mock = req.mock_response
-        if isinstance(mock, BaseException):
-            raise mock
-        if isinstance(mock, TextCompletionResponse):
-            return TextCompletionResponse(mock.model_dump())
-        text = str(mock)
+        if text is None:
+            error = mock_error(mock, req.model)
+            if error is not None:
+                raise error
+            if isinstance(mock, TextCompletionResponse):
+                return TextCompletionResponse(mock.model_dump())
+            text = str(mock)
         prompt = _words(payload) if isinstance(payload, str) else _words(_text_of(payload))
         completion = _words(text)
         return TextCompletionResponse(
@@ -541,13 +548,21 @@ async def run(
             except UnicodeEncodeError:
                 raise _not_unicode() from None
             if not req.controls.no_cache:
-                entry = cache.lookup_nowait(key, req.controls.max_age)
+                max_age = req.controls.max_age
+                if call.debug:
+                    looked = time.perf_counter()
+                entry = cache.probe_nowait(key, max_age)
                 if entry is NEEDS_IO:
-                    entry = await cache.alookup(key, req.controls.max_age)
-                if entry is not None:
+                    entry = await cache.aprobe(key, max_age)
+                if call.debug:
+                    call.lookup_s = time.perf_counter() - looked
+                if isinstance(entry, Miss):
+                    call.miss = entry
+                else:
                     served = _serve(client, kind, call, entry)
                     if served is not None:
                         return served
+                    call.miss = GARBAGE  # an entry that cannot serve this call
                 shared = await client._follow(call, key)
                 if isinstance(shared, bytes):
                     served = _serve(client, kind, call, _decode(shared), coalesced=True)
@@ -557,6 +572,8 @@ async def run(
                     client._flights.lead(call)
                 else:
                     call.alone = True
+            else:
+                call.miss = NO_CACHE
         if req.stream:
             return await _stream_miss(client, kind, call, payload)
         return await _plain_miss(client, kind, call, payload)
@@ -662,7 +679,12 @@ async def _plain_miss(client: Client, kind: _Kind, call: Call, payload: Any) -> 
     client._flights.land(call, data)
     if data is not None and cache is not None and key is not None:
         if answered_by == req.model and not req.controls.no_store:
-            await cache.astore({key: data}, req.ttl)
+            await cache.astore(
+                {key: data},
+                req.ttl,
+                model=req.model,
+                namespace=req.controls.namespace or cache.namespace,
+            )
         if leased:
             await cache.arelease_lease(key)
     return succeed(call, response, hit=False, model=answered_by)
@@ -674,7 +696,13 @@ async def _stream_miss(client: Client, kind: _Kind, call: Call, payload: Any) ->
     try:
         source: AsyncIterator[Any]
         if req.mock_response is not None:
-            source = _replay(kind.mock_stream(kind.mock(req, payload)))
+            mock = req.mock_response
+            if isinstance(mock, str) and mock.startswith(STREAM_ERROR):
+                # As for chat: the first half of a mocked answer's items, then a 529.
+                items = kind.mock_stream(kind.mock(req, payload, MIDWAY_TEXT))
+                source = _fail_midway(items[: max(1, len(items) // 2)], _stream_error(req.model))
+            else:
+                source = _replay(kind.mock_stream(kind.mock(req, payload)))
         else:
             if key is not None and cache is not None and cache.lease is not None:
                 entry = None
@@ -837,7 +865,12 @@ class EventStream:
             data = kind.encode_stream(items, time.time(), req.ttl, req.model)
             client._flights.land(call, data)
             if not req.controls.no_store and answered_by == req.model:
-                await cache.astore({key: data}, req.ttl)
+                await cache.astore(
+                    {key: data},
+                    req.ttl,
+                    model=req.model,
+                    namespace=req.controls.namespace or cache.namespace,
+                )
         if self._leased and cache is not None and key is not None:
             await cache.arelease_lease(key)
         if not items or not kind.finished(items):

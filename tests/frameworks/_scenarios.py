@@ -164,6 +164,22 @@ def dspy_scenarios() -> None:
         check(len(pieces) > 1, f"the listener heard {pieces!r}")
         check("".join(pieces).strip() == "Berlin is the capital", f"pieces {pieces!r}")
 
+    def dspy_responses(info: dict[str, Any]) -> None:
+        server.set_reply("Hello from the Responses API")
+        responses_lm = dspy.LM(MODEL, model_type="responses", api_base=BASE, api_key=KEY)
+        out = responses_lm("Say hi")
+        check(out == [{"text": "Hello from the Responses API"}], f"lm() gave {out!r}")
+        check(server.requests[-1].path == "/v1/responses", "sent to /v1/responses")
+
+    def dspy_text(info: dict[str, Any]) -> None:
+        server.set_reply("Hello as text")
+        text_lm = dspy.LM(
+            "openai/gpt-3.5-turbo-instruct", model_type="text", api_base=BASE, api_key=KEY
+        )
+        out = text_lm("Say hi")
+        check(out == ["Hello as text"], f"lm() gave {out!r}")
+        check(server.requests[-1].path == "/v1/completions", "sent to /v1/completions")
+
     for fn in (
         dspy_call,
         dspy_own_cache,
@@ -172,6 +188,8 @@ def dspy_scenarios() -> None:
         dspy_json_adapter,
         dspy_capabilities,
         dspy_streamify,
+        dspy_responses,
+        dspy_text,
     ):
         scenario(fn)
 

@@ -207,6 +207,41 @@ async def test_commands_on_a_disk_cache(provider, tmp_path: Path) -> None:
     assert both.returncode == 2
 
 
+async def test_ls_and_show_responses_and_text_completion_entries(provider, tmp_path: Path) -> None:
+    directory = str(tmp_path / "stash")
+    base = {"api_base": provider.openai_base, "api_key": "sk-fill"}
+    keys = {}
+    async with Cache(type="disk", disk_cache_dir=directory) as cache:
+        async with llmstash.Client(cache=cache) as client:
+            r = await client.aresponses(model="gpt-4o-mini", input="plain", **base)
+            keys["responses"] = r._hidden_params["cache_key"]
+            t = await client.atext_completion(model="gpt-3.5-turbo-instruct", prompt="p", **base)
+            keys["text-completion"] = t._hidden_params["cache_key"]
+            stream = await client.aresponses(model="gpt-4o-mini", input="s", stream=True, **base)
+            async for _ in stream:
+                pass
+            keys["responses-stream"] = stream._call.key
+            chunks = await client.atext_completion(
+                model="gpt-3.5-turbo-instruct", prompt="s", stream=True, **base
+            )
+            async for _ in chunks:
+                pass
+            keys["text-completion-stream"] = chunks._call.key
+        await cache.aflush_writes()
+    conn = ["--disk", directory]
+    rows = json.loads(ok("cache", "ls", *conn, "--json"))
+    assert {r["kind"]: r["key"] for r in rows} == keys
+    plain = json.loads(ok("cache", "show", *conn, keys["responses"]))
+    assert plain["response"]["id"] == r.id and plain["flags"] == 2  # stored compressed
+    text = json.loads(ok("cache", "show", *conn, keys["text-completion"]))
+    assert text["response"]["choices"][0]["text"] == t.choices[0].text
+    events = json.loads(ok("cache", "show", *conn, keys["responses-stream"]))["events"]
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] == "response.completed"
+    pieces = json.loads(ok("cache", "show", *conn, keys["text-completion-stream"]))["chunks"]
+    assert pieces and all("choices" in piece for piece in pieces)
+
+
 def test_console_script_and_help() -> None:
     script = Path(sys.executable).with_name("llmstash")
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +137,23 @@ def test_env_turns_debug_on_in_a_fresh_process(provider) -> None:
         assert ("llmstash call:" in out.stderr) is expect, out.stderr
         assert ("llmstash provider: POST" in out.stderr) is expect
         assert SECRET not in out.stderr
+
+
+async def test_responses_and_text_completion_lines_time_their_lookups(
+    provider, llm, caplog, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="llmstash")
+    llmstash.cache = Cache(type="disk", disk_cache_dir=str(tmp_path), lookup_timeout=5.0)
+    base = {"api_base": provider.openai_base, "api_key": SECRET}
+    for _ in range(2):
+        await llmstash.aresponses(model="gpt-4o-mini", input="log me", **base)
+        await llmstash.atext_completion(model="gpt-3.5-turbo-instruct", prompt="log me", **base)
+    await llmstash.aresponses(model="gpt-4o-mini", input="log me", cache={"no-cache": True}, **base)
+    calls = lines(caplog, "llmstash call:")
+    assert len(calls) == 5
+    assert "aresponses miss (absent)" in calls[0] and "atext_completion hit" in calls[3]
+    assert "aresponses miss (no-cache)" in calls[4]
+    for line in calls[:4]:
+        assert "lookup=-" not in line and " ms total=" in line
+    await llmstash.cache.aclose()
+    assert SECRET not in caplog.text

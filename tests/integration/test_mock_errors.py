@@ -151,3 +151,43 @@ async def test_embedding_mock_errors(llm):
         )
     await llmstash.aflush_callbacks()
     assert len(recorder.failures) == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "arg", "model"),
+    [
+        (llmstash.aresponses, "input", "gpt-4o-mini"),
+        (llmstash.atext_completion, "prompt", "gpt-3.5-turbo-instruct"),
+    ],
+)
+async def test_responses_and_text_completion_mock_errors(llm, call, arg, model) -> None:
+    cache = llmstash.cache = Cache()
+    recorder = Recorder()
+    llmstash.callbacks = [recorder]
+    text = f"mocked {uuid.uuid4().hex}"
+    for mock, error in (
+        ("litellm.RateLimitError", RateLimitError),
+        ("Exception: content_filter_policy violated", ContentPolicyViolationError),
+        (ValueError("not an API error"), InternalServerError),
+    ):
+        with pytest.raises(error):
+            await call(model=model, **{arg: text}, mock_response=mock)
+    stream = await call(
+        model=model, **{arg: text}, mock_response="Exception: mock_streaming_error", stream=True
+    )
+    assert await stream.__anext__() is not None  # it fails after its first items
+    with pytest.raises(ServiceUnavailableError):
+        async for _ in stream:
+            pass
+    await llmstash.aflush_callbacks()
+    assert [type(e).__name__ for _, e in recorder.failures] == [
+        "RateLimitError",
+        "ContentPolicyViolationError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+    ]
+    assert recorder.successes == 0
+    assert cache.stats().stores == 0
+    # nothing was cached: a plain mock now answers
+    r = await call(model=model, **{arg: text}, mock_response="fine")
+    assert r._hidden_params["cache_hit"] is False

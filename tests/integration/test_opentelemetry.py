@@ -390,3 +390,42 @@ def test_otel_without_the_api_installed_warns_once_and_calls_go_on() -> None:
     assert result["logs"] == [
         "Callback 'otel' needs the OpenTelemetry API: pip install 'llmstash[otel]'. Ignored."
     ]
+
+
+async def test_responses_and_text_completion(
+    provider: FakeProvider, otel: Telemetry, llm: None
+) -> None:
+    llmstash.cache = Cache()
+    llmstash.callbacks = [otel.logger(capture_content=True)]
+    base = {"api_base": provider.openai_base, "api_key": "sk-fake"}
+    answer = await llmstash.aresponses(
+        model="gpt-4o-mini", input=[{"role": "user", "content": "hello"}], **base
+    )
+    stream = await llmstash.aresponses(model="gpt-4o-mini", input="streamed", stream=True, **base)
+    async for _ in stream:
+        pass
+    text = await llmstash.atext_completion(model="gpt-3.5-turbo-instruct", prompt="hi", **base)
+    await llmstash.aflush_callbacks()
+    plain, streamed, completion = (dict(s.attributes or {}) for s in otel.spans())
+    for attrs in (plain, streamed):
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
+        [said] = json.loads(attrs["gen_ai.output.messages"])
+        assert said["role"] == "assistant" and said["parts"][0]["type"] == "text"
+    assert json.loads(plain["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hello"}]}
+    ]
+    assert answer.usage is not None
+    assert plain["gen_ai.usage.input_tokens"] == answer.usage.input_tokens
+    assert json.loads(plain["gen_ai.output.messages"])[0]["parts"][0]["content"] == (
+        answer.output_text
+    )
+    assert completion["gen_ai.operation.name"] == "text_completion"
+    assert json.loads(completion["gen_ai.input.messages"])[0]["parts"] == [
+        {"type": "text", "content": "hi"}
+    ]
+    assert json.loads(completion["gen_ai.output.messages"])[0]["parts"] == [
+        {"type": "text", "content": text.choices[0].text}
+    ]
+    types = {p.attributes["gen_ai.token.type"] for p in otel.points("gen_ai.client.token.usage")}
+    assert types == {"input", "output"}

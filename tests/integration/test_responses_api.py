@@ -538,6 +538,23 @@ async def test_text_completion_plain_miss_then_hit(provider: FakeProvider, cache
     assert raw is not None and peek(raw).kind == "text-completion"
 
 
+async def test_text_completion_under_litellm_s_prefix(provider: FakeProvider) -> None:
+    # LiteLLM (and dspy's text model type) name OpenAI's text completion models so.
+    r = await llmstash.atext_completion(
+        model="text-completion-openai/gpt-3.5-turbo-instruct",
+        prompt="Say hi",
+        api_base=provider.openai_base,
+        api_key="sk-test",
+    )
+    assert r.choices[0].text.startswith("Echo: ")
+    assert provider.requests[0].path == "/v1/completions"
+    assert provider.requests[0].json["model"] == "gpt-3.5-turbo-instruct"
+    assert llmstash.get_llm_provider("text-completion-openai/gpt-3.5-turbo-instruct")[:2] == (
+        "gpt-3.5-turbo-instruct",
+        "openai",
+    )
+
+
 async def test_text_completion_stream_miss_then_hit(provider: FakeProvider, cache: Cache) -> None:
     kw = tkw(provider)
     miss = await llmstash.atext_completion(**kw, stream=True)

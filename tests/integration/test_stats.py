@@ -265,3 +265,43 @@ async def test_coalesced_followers_and_embeddings(provider, llm) -> None:
     await llmstash.aembedding(input=["a", "b", "c"], **emb)
     e = cache.stats().by_model["text-embedding-3-small"]
     assert (e.lookups, e.hits, e.misses, e.stores) == (5, 2, 3, 3)
+
+
+async def test_responses_and_text_completion_miss_reasons_and_stores(provider, llm) -> None:
+    cache = llmstash.cache = Cache(namespace="rt")
+    base = {"api_base": provider.openai_base, "api_key": "sk-test-key-123456"}
+    calls = {
+        "gpt-4o-mini": lambda text, **kw: llmstash.aresponses(
+            model="gpt-4o-mini", input=text, **base, **kw
+        ),
+        "gpt-3.5-turbo-instruct": lambda text, **kw: llmstash.atext_completion(
+            model="gpt-3.5-turbo-instruct", prompt=text, **base, **kw
+        ),
+    }
+    for call in calls.values():
+        await call("no-cache", cache={"no-cache": True})
+        await call("short", ttl=0.05)
+        await asyncio.sleep(0.1)
+        await call("short", ttl=0.05)  # expired
+        first = await call("old")
+        await asyncio.sleep(0.05)
+        await call("old", cache={"s-maxage": 0.01})
+        await cache.backend.set(first._hidden_params["cache_key"], b"\x00 not an entry")
+        await call("old")  # garbage
+        await call("old")  # a hit
+        async for _ in await call("streamed", stream=True):
+            pass
+    s = cache.stats()
+    for model in calls:
+        m = s.by_model[model]
+        assert reasons(m) == {
+            "no-cache": 1,
+            "absent": 3,  # "short", "old" at first, "streamed"
+            "expired": 1,
+            "s-maxage": 1,
+            "garbage": 1,
+        }, model
+        # every answer stored is counted for its model (none under a blank one)
+        assert m.stores == 7 and m.hits == 1, model
+    assert set(s.by_model) == set(calls)
+    assert set(s.by_namespace) == {"rt"}

@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import msgspec
 import pytest
 
+import llmstash
 from llmstash._litellm_compat import utils
 from llmstash._streaming import response_to_chunks
 from llmstash.exceptions import InvalidRequestError
@@ -176,14 +178,30 @@ def test_capabilities_are_conservative_for_unknown_models() -> None:
     assert info["input_cost_per_token"] == pytest.approx(0.15e-6)
     with pytest.raises(Exception, match="isn't mapped"):
         utils.get_model_info("openai/unknown-model")
-    assert utils.get_llm_provider("anthropic/claude-3-5-haiku") == (
-        "claude-3-5-haiku",
-        "anthropic",
-        None,
-        None,
-    )
     with pytest.raises(InvalidRequestError):
         utils.get_llm_provider("mystery-model")
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs"),
+    [
+        ("anthropic/claude-3-5-haiku", {}),
+        ("gpt-4o-mini", {"api_key": "sk-given"}),
+        ("groq/llama-3.1-8b-instant", {}),
+        ("llama-3.1-8b-instant", {"custom_llm_provider": "groq"}),
+        ("ollama/llama3", {}),
+        ("my-model", {"api_base": "http://127.0.0.1:9/v1"}),
+    ],
+)
+def test_get_llm_provider_is_llmstash_s(model: str, kwargs: dict[str, Any]) -> None:
+    # litellm.utils.get_llm_provider and litellm.get_llm_provider (llmstash's) agree.
+    assert utils.get_llm_provider(model, **kwargs) == llmstash.get_llm_provider(model, **kwargs)
+
+
+def test_capability_helpers_know_the_provider_prefixes() -> None:
+    assert utils.get_supported_openai_params("groq/llama-3.1-8b-instant") is not None
+    assert "tools" in (utils.get_supported_openai_params("mistral/mistral-small") or [])
+    assert utils.get_supported_openai_params("unknown/some-model") is None
 
 
 def test_token_counter_counts_messages_and_text() -> None:

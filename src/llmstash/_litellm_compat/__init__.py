@@ -265,8 +265,9 @@ def install_as_litellm() -> None:
     Calling it again does nothing. It raises ``RuntimeError`` if the real ``litellm`` (or any
     ``litellm.*`` module) is already imported: code holding it would go on using it.
 
-    Limits: only what llmstash serves is there (no Router, proxy, Responses API unless
-    llmstash has it, or LiteLLM's other providers); capability helpers know the OpenAI and
+    Limits: only what llmstash serves is there (no Router, proxy, or LiteLLM's other
+    providers; ``responses`` / ``aresponses`` and ``text_completion`` / ``atext_completion``
+    are llmstash's); capability helpers know the OpenAI and
     Anthropic model families and answer ``False`` for other models; a ``litellm.*`` module
     that is not listed above raises ``ModuleNotFoundError``. The compatibility table in the
     README lists what each framework does and does not get.

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 from .. import _cost
 from .._streaming import assemble_chunks
 from ..exceptions import InvalidRequestError
+from ..providers import _resolve
+from ..providers._family import FAMILY
 from ..types import ModelResponse, ModelResponseStream
 
 __all__ = [
@@ -107,6 +109,8 @@ def _split(model: str, custom_llm_provider: str | None) -> tuple[str, str | None
     if sep and prefix in ("openai", "azure", "anthropic", "text-completion-openai"):
         provider = "openai" if prefix == "text-completion-openai" else prefix
         return rest, custom_llm_provider or provider
+    if sep and prefix in FAMILY:  # groq/, mistral/, ollama/, ...: OpenAI-compatible APIs
+        return rest, custom_llm_provider or prefix
     if custom_llm_provider:
         return model, custom_llm_provider
     if _OPENAI_FAMILY.match(model) or model.startswith("text-embedding-"):
@@ -124,17 +128,12 @@ def get_llm_provider(
     litellm_params: Any = None,
 ) -> tuple[str, str, str | None, str | None]:
     """``(model, provider, api_key, api_base)`` as LiteLLM's ``get_llm_provider`` returns them:
-    the model without its provider prefix and the provider's name. ``InvalidRequestError`` (a
-    ``ValueError``) for a model whose provider llmstash cannot tell."""
-    bare, provider = _split(model, custom_llm_provider)
-    if provider is None:
-        if api_base:
-            return model, "openai", api_key, api_base
-        raise InvalidRequestError(
-            f"LLM provider not provided for model {model!r}: prefix it "
-            "(openai/, azure/, anthropic/) or pass custom_llm_provider"
-        )
-    return bare, provider, api_key, api_base
+    :func:`llmstash.get_llm_provider`'s answer (``litellm_params`` is accepted and not read).
+    ``InvalidRequestError`` (a ``ValueError``) for a model whose provider llmstash cannot
+    tell."""
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError(f"model must be a non-empty string, got {model!r}")
+    return _resolve.get_llm_provider(model, custom_llm_provider, api_base, api_key)
 
 
 def get_supported_openai_params(

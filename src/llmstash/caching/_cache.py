@@ -94,6 +94,7 @@ class _NeedsIO(enum.Enum):
 
 
 NEEDS_IO: Final = _NeedsIO.NEEDS_IO
+"""What :meth:`Cache.lookup_nowait` answers when the lookup has to wait on the backend."""
 _PROCESS_FIELDS: Final = (
     "type",
     "breaker_open",
@@ -103,7 +104,8 @@ _PROCESS_FIELDS: Final = (
     "writes_given_up",
     "backend",
 )
-"""What :meth:`Cache.lookup_nowait` answers when the lookup has to wait on the backend."""
+"""Keys of :meth:`Cache.stats` about this process alone (its backend and write queue), never
+summed over a fleet."""
 
 
 class Cache:

@@ -290,8 +290,9 @@ class EntryMeta(msgspec.Struct, frozen=True, kw_only=True):
     """What an entry's header says, read without decoding its body (:func:`peek`)."""
 
     kind: str
-    """``"chat"``, ``"stream"``, ``"embedding"`` (or ``"kind-N"`` for a kind this release
-    does not know)."""
+    """``"chat"``, ``"stream"``, ``"embedding"``, ``"responses"``, ``"responses-stream"``,
+    ``"text-completion"``, ``"text-completion-stream"`` (or ``"kind-N"`` for a kind this
+    release does not know)."""
     model: str
     """The model the entry was stored for (``""`` when the writer did not say)."""
     stored_at: float

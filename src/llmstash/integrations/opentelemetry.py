@@ -53,6 +53,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .._cost import _field
 from .custom_logger import CustomLogger
 
 __all__ = ["OpenTelemetryLogger"]
@@ -109,14 +110,6 @@ def _ns(moment: Any) -> int | None:
     if isinstance(moment, datetime):
         return int(moment.timestamp() * 1_000_000) * 1000
     return None
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,7 +173,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, Sequence):
         for item in content:
             kind = _field(item, "type")
-            if kind == "text":
+            if kind in ("text", "input_text", "output_text"):  # chat, Responses API
                 parts.append({"type": "text", "content": _field(item, "text")})
             else:
                 parts.append({"type": str(kind or "unknown")})
@@ -223,6 +216,20 @@ def _input_messages(kwargs: Mapping[str, Any]) -> str | None:
             out.append(entry)
         return json.dumps(out, default=str, ensure_ascii=False)
     inputs = kwargs.get("input")
+    if inputs is None:
+        inputs = kwargs.get("prompt")  # a text completion
+    if isinstance(inputs, Sequence) and inputs and all(isinstance(x, Mapping) for x in inputs):
+        # The Responses API's input items: messages (and tool outputs, named by type).
+        return json.dumps(
+            [
+                {"role": x.get("role"), "parts": _parts(x.get("content"))}
+                if "role" in x
+                else {"role": "tool", "parts": [{"type": str(x.get("type") or "unknown")}]}
+                for x in inputs
+            ],
+            default=str,
+            ensure_ascii=False,
+        )
     if inputs is not None:
         items = [inputs] if isinstance(inputs, str) else list(inputs)
         parts = [{"type": "text", "content": x} if isinstance(x, str) else {"type": "tokens"}
@@ -234,18 +241,43 @@ def _input_messages(kwargs: Mapping[str, Any]) -> str | None:
 def _output_messages(response: Any) -> str | None:
     choices = _field(response, "choices")
     if not choices:
-        return None
+        return _response_output(_field(response, "output"))
     out = []
     for choice in choices:
         message = _field(choice, "message")
+        text = _field(choice, "text")  # a text completion's choice
+        parts = _parts(text) if isinstance(text, str) and message is None else []
         out.append(
             {
                 "role": _field(message, "role") or "assistant",
-                "parts": _parts(_field(message, "content")) + _tool_calls(message),
+                "parts": parts + _parts(_field(message, "content")) + _tool_calls(message),
                 "finish_reason": _field(choice, "finish_reason"),
             }
         )
     return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def _response_output(items: Any) -> str | None:
+    """A Responses API answer's ``output`` items as GenAI output messages."""
+    if not isinstance(items, Sequence) or not items:
+        return None
+    parts: list[dict[str, Any]] = []
+    for item in items:
+        kind = _field(item, "type")
+        if kind == "message":
+            parts.extend(_parts(_field(item, "content")))
+        elif kind == "function_call":
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": _field(item, "call_id"),
+                    "name": _field(item, "name"),
+                    "arguments": _field(item, "arguments"),
+                }
+            )
+        else:
+            parts.append({"type": str(kind or "unknown")})
+    return json.dumps([{"role": "assistant", "parts": parts}], default=str, ensure_ascii=False)
 
 
 class OpenTelemetryLogger(CustomLogger):

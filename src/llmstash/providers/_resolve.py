@@ -114,7 +114,8 @@ def resolve(
 ) -> tuple[Provider, Route]:
     """The provider and route for one call.
 
-    - ``openai/<m>``, ``gpt-*``, ``chatgpt-*``, ``text-embedding-*``, ``o1``/``o3``/``o4``...:
+    - ``openai/<m>``, ``text-completion-openai/<m>`` (LiteLLM's name for text completion
+      models), ``gpt-*``, ``chatgpt-*``, ``text-embedding-*``, ``o1``/``o3``/``o4``...:
       OpenAI. Base: ``api_base``, ``OPENAI_BASE_URL``, ``OPENAI_API_BASE``, else
       ``https://api.openai.com/v1``; key: ``api_key`` or ``OPENAI_API_KEY``.
     - ``azure/<deployment>``: Azure OpenAI. Base (required): ``api_base`` or ``AZURE_API_BASE``
@@ -148,6 +149,8 @@ def resolve(
         raise InvalidRequestError(f"call_type must be 'chat' or 'embedding', got {call_type!r}")
     model = model.strip()
     prefix, sep, rest = model.partition("/")
+    if sep and prefix == "text-completion-openai":  # LiteLLM's name for OpenAI's /completions
+        prefix = "openai"
     if sep and (prefix in _PREFIXES or prefix in FAMILY):
         if not rest:
             raise InvalidRequestError(f"model {model!r} names no model after {prefix + '/'!r}")
