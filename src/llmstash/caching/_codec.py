@@ -377,8 +377,10 @@ def _inflate(payload: memoryview, flags: int) -> bytes | memoryview:
     return plain
 
 
-def _unpack_header(data: bytes) -> tuple[int, int, float, float, str, int]:
-    """``(kind, flags, stored_at, expires_at, model, payload offset)``, or CacheDataError."""
+def _unpack_header(data: bytes) -> tuple[int, int, float, float, int, int]:
+    """``(kind, flags, stored_at, expires_at, model offset, payload offset)``, or
+    CacheDataError; the model name is ``data[model offset:payload offset]`` (UTF-8), left
+    undecoded here because a hit does not need it."""
     try:
         magic, kind, flags, stored_at, expires_at, name_len = _HEADER.unpack_from(data)
     except (struct.error, TypeError) as exc:
@@ -390,18 +392,17 @@ def _unpack_header(data: bytes) -> tuple[int, int, float, float, str, int]:
     end = _HEADER_SIZE + name_len
     if len(data) < end:
         raise CacheDataError("cache entry too short for its header")
-    model = bytes(data[_HEADER_SIZE:end]).decode("utf-8", "replace")
-    return kind, flags, stored_at, expires_at, model, end
+    return kind, flags, stored_at, expires_at, _HEADER_SIZE, end
 
 
 def peek(data: bytes) -> EntryMeta:
     """The header of an entry — kind, model, times, size — without decoding its payload.
 
     Raises :class:`CacheDataError` for bytes that are not an entry of this format."""
-    kind, flags, stored_at, expires_at, model, _ = _unpack_header(data)
+    kind, flags, stored_at, expires_at, name_at, start = _unpack_header(data)
     return EntryMeta(
         kind=KIND_NAMES.get(kind, f"kind-{kind}"),
-        model=model,
+        model=bytes(data[name_at:start]).decode("utf-8", "replace"),
         stored_at=stored_at,
         expires_at=expires_at,
         size=len(data),
