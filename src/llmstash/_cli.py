@@ -518,9 +518,9 @@ def clear(
     """Delete every llmstash entry of a namespace (without --namespace: entries stored
     without one). Shared counters are kept."""
     target = _Target(url, disk, cluster)
-    what = f"namespace {namespace!r}" if namespace else "entries without a namespace"
+    what = f"in namespace {namespace!r}" if namespace else "stored without a namespace"
     if not yes:
-        click.confirm(f"Delete every llmstash entry of {what} at {target.label()}?", abort=True)
+        click.confirm(f"Delete every llmstash entry {what} at {target.label()}?", abort=True)
     prefix = f"{namespace}:{_ENTRY_MARK}" if namespace else _ENTRY_MARK
 
     async def work(c: Cache) -> int:
