@@ -221,6 +221,12 @@ def build_rows(w: dict[str, dict[str, Any]], litellm_ran: bool) -> list[Row]:
         vs_floor(0.6),
         chart=False,
     )
+    for wid, label in (
+        ("stats_memory_hit", "stats on: cache hit, in memory"),
+        ("stats_redis_hit", "stats on: cache hit that reads Redis"),
+        ("stats_embed_hit", "stats on: 16-input embedding hit, in memory"),
+    ):
+        add(wid, label, "time", "the same hit with stats=False", vs_floor(1.05), chart=False)
     add(
         "embed_hit",
         "16-input embedding hit, in memory (1,536 dims)",

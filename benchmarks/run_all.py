@@ -432,6 +432,25 @@ def notes_for(w: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
+def bench_stats_overhead(quick: bool) -> dict[str, Any] | None:
+    """The hit paths with cache stats on against ``stats=False`` (DESIGN §3: ≤ 5 % slower),
+    from ``stats_overhead.py`` in its own process with its own provider and Redis."""
+    out = OUT_DIR / "stats_overhead.json"
+    print("[stats on/off] running ...", flush=True)
+    command = [sys.executable, str(HERE / "stats_overhead.py"), "--json", str(out)]
+    command += ["-n", "1000" if quick else "5000"]
+    with open(OUT_DIR / "stats_overhead.log", "w") as log:
+        try:
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=600)
+        except subprocess.TimeoutExpired:
+            return None
+    if proc.returncode != 0 or not out.exists():
+        return None
+    print("[stats on/off] done", flush=True)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (~1 minute)")
@@ -510,6 +529,11 @@ def main() -> int:
         if redis is not None:
             merge(workloads, bench_first_hit(it, cfg, _provider_json(fake.url)))
     merge(workloads, bench_imports(it, run_litellm))
+    stats_part = bench_stats_overhead(args.quick)
+    if stats_part is None:
+        notes.append("The stats on/off suite failed; see benchmarks/.out/stats_overhead.log.")
+    else:
+        merge(workloads, stats_part)
 
     rows = build_rows(workloads, run_litellm)
     print()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,22 @@ def _workload(client: Any, kind: str, base: dict[str, str]) -> Any:
     return lambda i: client.aembedding(model=EMBED_MODEL, input=inputs, **base)
 
 
-async def main(n: int, rounds: int) -> None:
+_WIDS = {
+    "in-memory chat hit": "stats_memory_hit",
+    "Redis chat hit": "stats_redis_hit",
+    "16-input embedding hit": "stats_embed_hit",
+}
+"""The workload id each path has in ``make bench``'s table (run_all.py reads ``--json``)."""
+
+
+async def main(n: int, rounds: int) -> dict[str, Any]:
+    """Print the on/off medians of each round; return every round's samples pooled, as
+    ``make bench``'s workloads (stats on as ``llmstash``, stats off as its ``floor``)."""
     with FakeProviderProcess() as fake, RedisProcess() as redis:
         base = {"api_base": fake.openai_base, "api_key": API_KEY}
         url = f"redis://{redis.host}:{redis.port}/0"
         results: dict[str, list[tuple[float, float]]] = {}
+        pooled: dict[str, dict[str, list[Any]]] = {}
         for name, make, kind in (
             ("in-memory chat hit", lambda on: Cache(stats=on), "chat"),
             ("Redis chat hit", lambda on: Cache(type="redis", url=url, stats=on), "chat"),
@@ -58,6 +70,8 @@ async def main(n: int, rounds: int) -> None:
             for _ in range(rounds):
                 samples = interleaved(fns, n, block=100, warmup=200)
                 got = await samples
+                for label in ("on", "off"):
+                    pooled.setdefault(name, {}).setdefault(label, []).extend(got[label])
                 on = summarize(got["on"])["median_us"]
                 off = summarize(got["off"])["median_us"]
                 results.setdefault(name, []).append((on, off))
@@ -71,11 +85,18 @@ async def main(n: int, rounds: int) -> None:
         for name, pairs in results.items():
             for on, off in pairs:
                 print(f"{name:<24} {on:>10.2f} {off:>10.2f} {on / off:>7.3f}")
+        return {
+            _WIDS[name]: {"llmstash": summarize(both["on"]), "floor": summarize(both["off"])}
+            for name, both in pooled.items()
+        }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=5000, help="timed hits per cache per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="also write the summaries here")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.rounds))
+    workloads = asyncio.run(main(args.n, args.rounds))
+    if args.json is not None:
+        args.json.write_text(json.dumps(workloads))
