@@ -19,14 +19,12 @@ Which entry serves which call (never a poorer answer than the provider would giv
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _sync
@@ -35,6 +33,7 @@ from ._flight import LEAD, take_lease
 from ._mocks import MIDWAY_TEXT, STREAM_ERROR, _fail_midway, _stream_error, _words, mock_error
 from ._outcome import Call, fail, succeed
 from ._request import CallSettings, Request, prepare
+from ._streams import _Stream
 from .caching._cache import NEEDS_IO
 from .caching._codec import (
     Entry,
@@ -762,7 +761,7 @@ async def _replay(items: list[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-class EventStream:
+class EventStream(_Stream[Any]):
     """An async iterator of a streamed Responses API answer's typed events
     (:class:`~llmstash.types.ResponsesAPIStreamEvent`) or of text completion chunks
     (:class:`~llmstash.types.TextCompletionResponse`), fresh or replayed from the cache.
@@ -782,81 +781,23 @@ class EventStream:
         coalesced: bool = False,
         leased: bool = False,
     ) -> None:
-        self._client = client
+        super().__init__(client, call, source, hit=hit, coalesced=coalesced, leased=leased)
         self._kind = kind
-        self._call = call
-        self._source = source
-        self._hit = hit
-        self._coalesced = coalesced
-        self._leased = leased
-        self._items: list[Any] = []
-        self._first: Any = None
-        self._done = False
-        self._loop = asyncio.get_running_loop()
         self.response: Any = None
         """The whole answer, once the stream has been read to its end."""
-
-    @property
-    def cache_hit(self) -> bool:
-        """Whether this stream replays a cached entry."""
-        return self._hit
-
-    async def _prime(self) -> None:
-        # Send the request now, so that HTTP errors raise from the call itself.
-        try:
-            self._first = await self._next_for_caller()
-            self._call.idle_since = asyncio.get_running_loop().time()
-        except StopAsyncIteration:
-            await self._finish()
-        except BaseException as exc:
-            await self._fail(exc)
-            raise
 
     async def _next_for_caller(self) -> Any:
         while True:
             item = await self._source.__anext__()
-            self._items.append(item)
+            self._chunks.append(item)
             if self._kind.visible(item, self._call.req):
                 return item
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        call = self._call
-        if self._first is not None:
-            item, self._first = self._first, None
-        else:
-            call.idle_since = None
-            if self._done:
-                raise StopAsyncIteration
-            try:
-                item = await self._next_for_caller()
-            except StopAsyncIteration:
-                await self._finish()
-                raise
-            except BaseException as exc:
-                await self._fail(exc)
-                raise
-        if call.flight is not None:
-            call.idle_since = asyncio.get_running_loop().time()
-        callbacks = call.settings.callbacks
-        if callbacks:
-            call.dispatcher.stream_event(
-                callbacks,
-                call.event_kwargs(),
-                item,
-                datetime.fromtimestamp(call.start),
-                datetime.now(),
-                is_async=call.req.is_async,
-            )
-        return item
 
     async def _finish(self) -> None:
         if self._done:
             return
         self._done = True
-        client, kind, call, items = self._client, self._kind, self._call, self._items
+        client, kind, call, items = self._client, self._kind, self._call, self._chunks
         cache, key, req = call.req.cache, call.key, call.req
         answered_by = call.answered_by or req.model
         if self._hit or not kind.finished(items) or key is None or cache is None:
@@ -883,50 +824,6 @@ class EventStream:
         self.response = succeed(
             call, response, hit=self._hit, coalesced=self._coalesced, model=answered_by
         )
-
-    async def _fail(self, exc: BaseException) -> None:
-        if not self._done:
-            self._done = True
-            await self._client._stream_failed(
-                self._call, exc if not self._items else None, exc, leased=self._leased
-            )
-
-    async def aclose(self) -> None:
-        """Stop early: close the HTTP response; nothing is stored."""
-        if not self._done:
-            self._done = True
-            await self._client._stream_failed(self._call, None, None, leased=self._leased)
-            aclose = getattr(self._source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    def __del__(self) -> None:
-        # A stream dropped before its end must not keep identical calls waiting for it.
-        if getattr(self, "_done", True):
-            return
-        self._done = True
-        call, loop = self._call, self._loop
-        if loop.is_closed():
-            return
-        loop.call_soon_threadsafe(self._client._flights.land, call, None)
-        cache, key = call.req.cache, call.key
-        if self._leased and cache is not None and key is not None:
-            loop.call_soon_threadsafe(_release_soon, loop, cache, key)
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-_releasing: set[asyncio.Task[None]] = set()
-
-
-def _release_soon(loop: asyncio.AbstractEventLoop, cache: Any, key: str) -> None:
-    task = loop.create_task(cache.arelease_lease(key))
-    _releasing.add(task)
-    task.add_done_callback(_releasing.discard)
 
 
 class SyncEventStream:

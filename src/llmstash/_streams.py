@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _sync
 from .types import ModelResponse, ModelResponseStream
+
+T = TypeVar("T")
+_S = TypeVar("_S", bound="_Stream[Any]")
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -28,17 +31,18 @@ if TYPE_CHECKING:
 __all__ = ["AsyncStream", "SyncStream", "replay"]
 
 
-class AsyncStream:
-    """An async iterator of :class:`ModelResponseStream` chunks (what ``acompletion(...,
-    stream=True)`` returns). Read to its end, a miss is stored and success callbacks fire
-    with the assembled response; closed early (``await stream.aclose()``), nothing is stored
-    and the HTTP response is closed."""
+class _Stream(Generic[T]):
+    """What every stream llmstash returns shares: the first item read up front (so that HTTP
+    errors raise from the call itself), items handed on as they come and all of them kept,
+    stream callbacks per item, and, closed early or dropped, nothing stored and no waiter
+    left waiting. Subclasses say which items the caller sees and how an ended stream is
+    stored and reported (:meth:`_next_for_caller`, :meth:`_finish`)."""
 
     def __init__(
         self,
         client: Client,
         call: Call,
-        source: AsyncIterator[ModelResponseStream],
+        source: AsyncIterator[T],
         *,
         hit: bool,
         coalesced: bool = False,
@@ -50,12 +54,10 @@ class AsyncStream:
         self._hit = hit
         self._coalesced = coalesced
         self._leased = leased
-        self._chunks: list[ModelResponseStream] = []
-        self._first: ModelResponseStream | None = None
+        self._chunks: list[T] = []
+        self._first: T | None = None
         self._done = False
         self._loop = asyncio.get_running_loop()
-        self.response: ModelResponse | None = None
-        """The assembled response, once the stream has been read to its end."""
 
     @property
     def cache_hit(self) -> bool:
@@ -63,7 +65,7 @@ class AsyncStream:
         return self._hit
 
     async def _prime(self) -> None:
-        # Send the request now, so that HTTP errors raise from `await acompletion(...)`.
+        # Send the request now, so that HTTP errors raise from the call itself.
         try:
             self._first = await self._next_for_caller()
             self._call.idle_since = asyncio.get_running_loop().time()
@@ -73,18 +75,18 @@ class AsyncStream:
             await self._fail(exc)
             raise
 
-    async def _next_for_caller(self) -> ModelResponseStream:
-        wants_usage = self._call.req.wants_usage
-        while True:
-            chunk = await self._source.__anext__()
-            self._chunks.append(chunk)
-            if wants_usage or chunk.choices or chunk.usage is None:
-                return chunk
+    async def _next_for_caller(self) -> T:
+        """The next item the caller sees (every item read is kept in ``_chunks``)."""
+        raise NotImplementedError
 
-    def __aiter__(self) -> AsyncStream:
+    async def _finish(self) -> None:
+        """The stream ended: store it (a miss) and report success. Once."""
+        raise NotImplementedError
+
+    def __aiter__(self: _S) -> _S:
         return self
 
-    async def __anext__(self) -> ModelResponseStream:
+    async def __anext__(self) -> T:
         call = self._call
         if self._first is not None:
             chunk, self._first = self._first, None
@@ -113,17 +115,6 @@ class AsyncStream:
                 is_async=call.req.is_async,
             )
         return chunk
-
-    async def _finish(self) -> None:
-        if not self._done:
-            self._done = True
-            self.response = await self._client._stream_end(
-                self._call,
-                self._chunks,
-                hit=self._hit,
-                coalesced=self._coalesced,
-                leased=self._leased,
-            )
 
     async def _fail(self, exc: BaseException) -> None:
         if not self._done:
@@ -162,11 +153,51 @@ class AsyncStream:
 
             loop.call_soon_threadsafe(release)
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self: _S) -> _S:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class AsyncStream(_Stream[ModelResponseStream]):
+    """An async iterator of :class:`ModelResponseStream` chunks (what ``acompletion(...,
+    stream=True)`` returns). Read to its end, a miss is stored and success callbacks fire
+    with the assembled response; closed early (``await stream.aclose()``), nothing is stored
+    and the HTTP response is closed."""
+
+    def __init__(
+        self,
+        client: Client,
+        call: Call,
+        source: AsyncIterator[ModelResponseStream],
+        *,
+        hit: bool,
+        coalesced: bool = False,
+        leased: bool = False,
+    ) -> None:
+        super().__init__(client, call, source, hit=hit, coalesced=coalesced, leased=leased)
+        self.response: ModelResponse | None = None
+        """The assembled response, once the stream has been read to its end."""
+
+    async def _next_for_caller(self) -> ModelResponseStream:
+        wants_usage = self._call.req.wants_usage
+        while True:
+            chunk = await self._source.__anext__()
+            self._chunks.append(chunk)
+            if wants_usage or chunk.choices or chunk.usage is None:
+                return chunk
+
+    async def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self.response = await self._client._stream_end(
+                self._call,
+                self._chunks,
+                hit=self._hit,
+                coalesced=self._coalesced,
+                leased=self._leased,
+            )
 
 
 class SyncStream:
